@@ -1,0 +1,1 @@
+from gradsign_rs._core import GradSignError, SignAccumulator

@@ -1,0 +1,5 @@
+import sys
+
+from gradsign_rs.cli import main
+
+sys.exit(main())

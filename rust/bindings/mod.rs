@@ -1,0 +1,21 @@
+//! The `gradsign_rs._core` extension module: one file per core module, each only converting and delegating.
+
+use pyo3::prelude::*;
+
+mod accumulator;
+mod pool;
+
+pyo3::create_exception!(
+    _core,
+    GradSignError,
+    pyo3::exceptions::PyValueError,
+    "Bad input to gradsign-rs: the message names the file, node, op, shape or value at fault."
+);
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("GradSignError", m.py().get_type::<GradSignError>())?;
+    accumulator::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,7 @@
+//! gradsign-rs core: pure-Rust hot paths (no Python in these modules) and, behind the `python`
+//! feature, the thin PyO3 layer in `bindings/` that converts types, maps errors and releases the GIL.
+
+pub mod accumulator;
+
+#[cfg(feature = "python")]
+mod bindings;
