@@ -6,7 +6,7 @@ mod accumulator;
 mod pool;
 
 pyo3::create_exception!(
-    _core,
+    gradsign_rs._core,
     GradSignError,
     pyo3::exceptions::PyValueError,
     "Bad input to gradsign-rs: the message names the file, node, op, shape or value at fault."

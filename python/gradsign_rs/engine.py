@@ -1,0 +1,280 @@
+"""Per-sample gradients from onnxruntime-training, without torch and without training artifacts on disk.
+
+`prepare()` turns a classifier into a gradient program: the forward graph plus a softmax cross-entropy loss on
+integer labels, with the scored weights as graph inputs, differentiated by onnxruntime's GradientGraphBuilder.
+`GradientSource` runs it one sample at a time (batch 1: BatchNorm normalises with that sample's statistics, as in
+the authors' per-sample loop) and writes every gradient straight into one preallocated flat buffer, which the
+caller consumes before the next sample overwrites it.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import re
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from gradsign_rs import model as gm
+from gradsign_rs._core import GradSignError
+from gradsign_rs._ort import capi, ort, provider_name
+
+LABELS = "gradsign.labels"
+LOSS = "gradsign.loss"
+LOG_PROB = "gradsign.log_prob"
+# onnxruntime's graph transformers log at INFO by default: keep warnings and errors only.
+ort.set_default_logger_severity(3)
+
+_NUMPY_OF_ONNX = {
+    onnx.TensorProto.FLOAT: np.float32,
+    onnx.TensorProto.DOUBLE: np.float64,
+    onnx.TensorProto.FLOAT16: np.float16,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientProgram:
+    """A prepared model: the gradient graph and everything needed to feed it and lay out its gradients."""
+
+    source: str
+    graph: bytes
+    key: str
+    data_input: str
+    input_dims: tuple[int | str | None, ...]
+    input_dtype: type
+    logits: str
+    weights: tuple[gm.ScoredWeight, ...]
+    live: frozenset[str]
+    weight_values: dict[str, np.ndarray]
+
+    @property
+    def n_weights(self) -> int:
+        return sum(w.size for w in self.weights)
+
+    @property
+    def bounds(self) -> list[int]:
+        """Offsets of each scored weight in the flat gradient buffer, plus the total."""
+        return [0, *np.cumsum([w.size for w in self.weights]).tolist()]
+
+
+_GRADIENT_ERROR = re.compile(r"gradient builder has not been registered: (\S+) for node (.+?)\s*$", re.M)
+_CACHE_SIZE = 32
+_cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> tuple[int | str | None, ...]:
+    shape = value_info.type.tensor_type.shape
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim)
+
+
+def _loss_graph(model: onnx.ModelProto, logits: str, live: set[str]) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """Add labels and a cross-entropy loss; move the live scored weights to graph inputs (returned by name)."""
+    graph = model.graph
+    graph.input.append(helper.make_tensor_value_info(LABELS, onnx.TensorProto.INT64, [1]))
+    # The gradient builder reads the log-probabilities output (O(1)), so the node must declare it.
+    graph.node.append(
+        helper.make_node("SoftmaxCrossEntropyLoss", [logits, LABELS], [LOSS, LOG_PROB], name="gradsign/loss")
+    )
+    logits_info = next(o for o in graph.output if o.name == logits)
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info(LOSS, onnx.TensorProto.FLOAT, []), logits_info])
+    values, kept = {}, []
+    for tensor in graph.initializer:
+        if tensor.name in live:
+            values[tensor.name] = numpy_helper.to_array(tensor).copy()
+            graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
+        else:
+            kept.append(tensor)
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    return model, values
+
+
+def _build_gradient_graph(loss_model: bytes, live: set[str], source: str) -> bytes:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # the graph transformers log every pass at INFO
+    try:
+        optimized = capi.get_optimized_model(loss_model, live, options)
+        builder = capi.GradientGraphBuilder(optimized, {LOSS}, live, LOSS, options)
+        builder.build()
+        return builder.get_model()
+    except Exception as exc:  # onnxruntime raises RuntimeError / its own Fail types
+        text = str(exc)
+        match = _GRADIENT_ERROR.search(text)
+        if match:
+            raise GradSignError(
+                f"{source}: onnxruntime-training cannot differentiate op {match.group(1)} (node {match.group(2)!r}); "
+                "replace it or export the model without it"
+            ) from exc
+        raise GradSignError(f"{source}: building the gradient graph failed: {text.strip().splitlines()[-1]}") from exc
+
+
+def prepare(
+    model: object,
+    *,
+    weights: str | list[str] = "conv_linear",
+    batchnorm: str = "train",
+    output: str | None = None,
+) -> GradientProgram:
+    """Validate `model` and build its gradient program (cached by the content hash of the loss graph).
+
+    batchnorm: "train" runs every BatchNormalization in training mode with per-sample statistics (the paper's
+    setting); "as_exported" keeps inference-mode BatchNorm nodes on their running statistics.
+    """
+    if batchnorm not in ("train", "as_exported"):
+        raise GradSignError(f"batchnorm must be 'train' or 'as_exported', got {batchnorm!r}")
+    proto, source = gm.load_model(model)
+    proto = onnx.ModelProto.FromString(proto.SerializeToString())  # never mutate the caller's model
+    proto = gm.normalize_versions(proto, source)
+    gm.constants_to_initializers(proto)
+    if batchnorm == "as_exported":
+        gm.batchnorm_as_exported(proto)
+    data = gm.data_input(proto, source)
+    elem = data.type.tensor_type.elem_type
+    if elem not in _NUMPY_OF_ONNX:
+        raise GradSignError(
+            f"{source}: data input {data.name!r} has element type {onnx.TensorProto.DataType.Name(elem)}; "
+            "gradients need a floating-point input"
+        )
+    logits = gm.logits_output(proto, source, output)
+    weights_k = gm.scored_weights(proto, weights)
+    if not weights_k:
+        raise GradSignError(
+            f"{source}: no scored weights: the model has no Conv, Gemm or MatMul whose weight is a float32 initializer"
+        )
+    live = gm.reachable_weights(proto, weights_k, logits)
+    if not live:
+        raise GradSignError(f"{source}: none of the {len(weights_k)} scored weights reaches the output {logits!r}")
+    loss_model, values = _loss_graph(proto, logits, live)
+    loss_bytes = loss_model.SerializeToString()
+    key = hashlib.sha256(loss_bytes).hexdigest()
+    with _cache_lock:
+        graph = _cache.get(key)
+        if graph is not None:
+            _cache.move_to_end(key)
+    if graph is None:
+        graph = _build_gradient_graph(loss_bytes, live, source)
+        with _cache_lock:
+            _cache[key] = graph
+            while len(_cache) > _CACHE_SIZE:
+                _cache.popitem(last=False)
+    return GradientProgram(
+        source=source,
+        graph=graph,
+        key=key,
+        data_input=data.name,
+        input_dims=_dims(data),
+        input_dtype=_NUMPY_OF_ONNX[elem],
+        logits=logits,
+        weights=tuple(weights_k),
+        live=frozenset(live),
+        weight_values=values,
+    )
+
+
+def check_inputs(program: GradientProgram, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate samples against the model's data input; returns C-contiguous arrays of the model's dtypes."""
+    inputs = np.asarray(inputs)
+    labels = np.asarray(labels)
+    if inputs.ndim == 0 or inputs.shape[0] == 0:
+        raise GradSignError(f"no samples: inputs have shape {inputs.shape}; GradSign needs at least one sample")
+    if not np.issubdtype(inputs.dtype, np.floating):
+        raise GradSignError(
+            f"inputs have dtype {inputs.dtype}; the model's input {program.data_input!r} takes "
+            f"{np.dtype(program.input_dtype).name} (normalise images first, e.g. with gradsign_rs.load_images)"
+        )
+    dims = program.input_dims
+    if dims and (len(dims) != inputs.ndim or any(
+        isinstance(d, int) and d > 0 and d != s for d, s in zip(dims[1:], inputs.shape[1:])
+    )):
+        shown = tuple(d if isinstance(d, int) and d > 0 else "?" for d in dims)
+        raise GradSignError(
+            f"inputs of shape {inputs.shape} do not match the model's input {program.data_input!r} of shape {shown}"
+        )
+    if dims and isinstance(dims[0], int) and dims[0] > 1:
+        raise GradSignError(
+            f"the model's input {program.data_input!r} has a fixed batch size {dims[0]}; per-sample gradients need "
+            "batch 1: export it with a dynamic (or size-1) batch dimension"
+        )
+    if labels.shape != (inputs.shape[0],):
+        raise GradSignError(f"labels have shape {labels.shape}, expected ({inputs.shape[0]},) to match the inputs")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise GradSignError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    finite = np.isfinite(inputs.reshape(inputs.shape[0], -1)).all(axis=1)
+    if not finite.all():
+        bad = np.flatnonzero(~finite)
+        raise GradSignError(f"inputs contain NaN or inf in {bad.size} sample(s), first at index {bad[0]}")
+    if labels.min() < 0:
+        raise GradSignError(f"labels must be >= 0, found {labels.min()} at index {int(np.argmin(labels))}")
+    return (
+        np.ascontiguousarray(inputs, dtype=program.input_dtype),
+        np.ascontiguousarray(labels, dtype=np.int64),
+    )
+
+
+class GradientSource:
+    """Runs a gradient program one sample at a time, writing all gradients into one reused flat buffer."""
+
+    def __init__(self, program: GradientProgram, *, provider: str = "cpu", num_threads: int | None = None):
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        options.use_deterministic_compute = True
+        if num_threads is not None:
+            if num_threads < 1:
+                raise GradSignError(f"num_threads must be >= 1, got {num_threads}")
+            options.intra_op_num_threads = num_threads
+            options.inter_op_num_threads = 1
+        try:
+            self._session = ort.InferenceSession(program.graph, options, providers=[provider_name(provider)])
+        except GradSignError:
+            raise
+        except Exception as exc:
+            raise GradSignError(f"{program.source}: onnxruntime cannot load the gradient graph: {exc}") from exc
+        self.program = program
+        self.buffer = np.zeros(program.n_weights, dtype=np.float32)
+        self.loss = np.zeros((), dtype=np.float32)
+        outputs = {o.name for o in self._session.get_outputs()}
+        self._binding = self._session.io_binding()
+        for name, value in program.weight_values.items():
+            self._binding.bind_cpu_input(name, value)
+        for weight, start in zip(program.weights, program.bounds):
+            if weight.name not in program.live:
+                continue  # unreachable: its slice stays 0
+            grad = f"{weight.name}_grad"
+            if grad not in outputs:
+                raise GradSignError(f"{program.source}: the gradient graph has no gradient for weight {weight.name!r}")
+            view = self.buffer[start : start + weight.size]
+            self._binding.bind_output(grad, "cpu", 0, np.float32, list(weight.shape), view.ctypes.data)
+        self._binding.bind_output(LOSS, "cpu", 0, np.float32, [], self.loss.ctypes.data)
+
+    def num_classes(self, sample: np.ndarray) -> int:
+        """Run the forward pass on one sample and check the logits are (1, classes)."""
+        feeds = {self.program.data_input: sample[None], LABELS: np.zeros(1, np.int64)}
+        feeds.update(self.program.weight_values)
+        try:
+            (logits,) = self._session.run([self.program.logits], feeds)
+        except Exception as exc:
+            raise GradSignError(f"{self.program.source}: the forward pass failed on one sample: {exc}") from exc
+        if logits.ndim != 2 or logits.shape[0] != 1:
+            raise GradSignError(
+                f"{self.program.source}: output {self.program.logits!r} has shape {tuple(logits.shape)} for one "
+                "sample; GradSign needs (N, classes) logits"
+            )
+        return int(logits.shape[1])
+
+    def stream(self, inputs: np.ndarray, labels: np.ndarray) -> Iterator[np.ndarray]:
+        """Yield each sample's flat gradient (the same buffer each time: consume it before the next step)."""
+        for i in range(inputs.shape[0]):
+            self._binding.bind_cpu_input(self.program.data_input, inputs[i : i + 1])
+            self._binding.bind_cpu_input(LABELS, labels[i : i + 1])
+            try:
+                self._session.run_with_iobinding(self._binding)
+            except Exception as exc:
+                raise GradSignError(f"{self.program.source}: the gradient step failed on sample {i}: {exc}") from exc
+            yield self.buffer

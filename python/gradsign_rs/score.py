@@ -1,0 +1,111 @@
+"""score(): model -> per-sample gradients -> Rust sign accumulator -> Score."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+
+from gradsign_rs import engine
+from gradsign_rs._core import GradSignError, SignAccumulator
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """A GradSign score: `value` = Σ_k |Σ_i sign(g_ik)| over the scored weights K (an exact integer)."""
+
+    value: int
+    n_samples: int
+    n_weights: int
+    per_layer: dict[str, int]
+    layer_sizes: dict[str, int]
+    seconds: float
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    nonfinite_losses: int = 0
+
+    @property
+    def mean(self) -> float:
+        """The mean variant: value / |K| (in [0, n_samples])."""
+        return self.value / self.n_weights
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "value": self.value,
+            "mean": self.mean,
+            "n_samples": self.n_samples,
+            "n_weights": self.n_weights,
+            "seconds": self.seconds,
+            "timings": self.timings,
+            "nonfinite_losses": self.nonfinite_losses,
+            "per_layer": self.per_layer,
+            "layer_sizes": self.layer_sizes,
+        }
+
+
+def _is_torch_module(model: object) -> bool:
+    return any(cls.__module__.startswith("torch.nn") and cls.__name__ == "Module" for cls in type(model).__mro__)
+
+
+def score(
+    model: object,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    *,
+    weights: str | list[str] = "conv_linear",
+    provider: str = "cpu",
+    num_threads: int | None = None,
+    batchnorm: str = "train",
+    output: str | None = None,
+) -> Score:
+    """GradSign of a classifier on labelled samples.
+
+    model: ONNX path, os.PathLike, onnx.ModelProto, serialized bytes, or a torch.nn.Module (exported on the fly).
+    inputs: float `(N, ...)` matching the model's data input; labels: int `(N,)` class indices.
+    weights: "conv_linear" (every Conv / fully connected weight, as the paper) or a list of initializer names.
+    num_threads: threads for onnxruntime and the reduction (None: onnxruntime's and rayon's defaults).
+    """
+    start = time.perf_counter()
+    if _is_torch_module(model):
+        from gradsign_rs.torch_export import from_torch
+
+        model = from_torch(model, np.asarray(inputs)[:1])
+    program = engine.prepare(model, weights=weights, batchnorm=batchnorm, output=output)
+    inputs, labels = engine.check_inputs(program, inputs, labels)
+    source = engine.GradientSource(program, provider=provider, num_threads=num_threads)
+    classes = source.num_classes(inputs[0])
+    if labels.max() >= classes:
+        raise GradSignError(
+            f"label {labels.max()} (index {int(np.argmax(labels))}) is outside the model's {classes} logits"
+        )
+    prepared = time.perf_counter()
+    accumulator = SignAccumulator(program.n_weights, num_threads=num_threads)
+    gradient_seconds = reduce_seconds = 0.0
+    nonfinite = 0
+    tick = time.perf_counter()
+    for flat in source.stream(inputs, labels):
+        mid = time.perf_counter()
+        accumulator.update(0, flat)
+        nonfinite += not np.isfinite(source.loss)
+        tock = time.perf_counter()
+        gradient_seconds += mid - tick
+        reduce_seconds += tock - mid
+        tick = tock
+    if nonfinite:
+        log.warning("%s: the loss was NaN or inf for %d of %d samples", program.source, nonfinite, len(labels))
+    names = [w.name for w in program.weights]
+    per_layer = dict(zip(names, accumulator.segment_scores(program.bounds)))
+    end = time.perf_counter()
+    return Score(
+        value=accumulator.score(),
+        n_samples=int(labels.shape[0]),
+        n_weights=program.n_weights,
+        per_layer=per_layer,
+        layer_sizes={w.name: w.size for w in program.weights},
+        seconds=end - start,
+        timings={"prepare": prepared - start, "gradients": gradient_seconds, "reduce": reduce_seconds},
+        nonfinite_losses=nonfinite,
+    )

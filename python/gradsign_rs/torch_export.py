@@ -1,0 +1,58 @@
+"""The torch front end: export a torch.nn.Module to ONNX with the settings that keep BatchNorm training semantics."""
+
+from __future__ import annotations
+
+import copy
+import io
+import warnings
+
+import numpy as np
+import onnx
+
+from gradsign_rs._core import GradSignError
+
+
+def from_torch(module: object, example_input: object, *, opset: int = 17) -> onnx.ModelProto:
+    """Export `module` (in training mode, as GradSign scores it) to an ONNX ModelProto.
+
+    Uses the TorchScript exporter (`dynamo=False`, `TrainingMode.TRAINING`, no constant folding): the dynamo
+    exporter drops BatchNorm's training semantics. The input is named "input", the output "logits", and the batch
+    dimension is dynamic. The caller's module is not modified (its running statistics and mode are kept).
+    """
+    try:
+        import torch
+    except ImportError as exc:
+        raise GradSignError("from_torch needs torch: pip install 'gradsign-rs[torch]'") from exc
+    if not isinstance(module, torch.nn.Module):
+        raise GradSignError(f"from_torch takes a torch.nn.Module, got {type(module).__name__}")
+    example = torch.as_tensor(np.asarray(example_input)) if not isinstance(example_input, torch.Tensor) else example_input
+    # Exporting in training mode runs forward passes that update BatchNorm running statistics: export a copy.
+    clone = copy.deepcopy(module).train()
+    try:
+        return _export(torch, clone, example, opset, dynamic_batch=True)
+    except Exception as first:
+        # Some symbolics (BatchNorm without running stats) need a static batch; batch 1 is all GradSign runs.
+        try:
+            return _export(torch, clone, example[:1], opset, dynamic_batch=False)
+        except Exception:
+            raise GradSignError(f"torch.onnx.export failed for {type(module).__name__}: {first}") from first
+
+
+def _export(torch, module, example, opset: int, *, dynamic_batch: bool) -> onnx.ModelProto:
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        # The legacy exporter warns about deprecation and BN buffer mutation on every call: expected here.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            training=torch.onnx.TrainingMode.TRAINING,
+            do_constant_folding=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}} if dynamic_batch else None,
+        )
+    return onnx.load_from_string(buffer.getvalue())
