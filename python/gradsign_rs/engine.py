@@ -143,6 +143,7 @@ def prepare(
             "gradients need a floating-point input"
         )
     logits = gm.logits_output(proto, source, output)
+    gm.check_logits_shape(proto, source, logits)
     weights_k = gm.scored_weights(proto, weights)
     if not weights_k:
         raise GradSignError(
@@ -219,17 +220,19 @@ def check_inputs(program: GradientProgram, inputs: np.ndarray, labels: np.ndarra
 
 
 class GradientSource:
-    """Runs a gradient program one sample at a time, writing all gradients into one reused flat buffer."""
+    """One onnxruntime session over a gradient program, run one sample at a time.
 
-    def __init__(self, program: GradientProgram, *, provider: str = "cpu", num_threads: int | None = None):
+    onnxruntime runs single-threaded: intra-op threads change the float summation order, so signs of near-zero
+    gradients (and the score) would depend on the thread count. Parallelism comes from lanes instead: each lane
+    has its own binding and buffer, and several lanes may run on different samples at once (Run is thread-safe).
+    """
+
+    def __init__(self, program: GradientProgram, *, provider: str = "cpu"):
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.use_deterministic_compute = True
-        if num_threads is not None:
-            if num_threads < 1:
-                raise GradSignError(f"num_threads must be >= 1, got {num_threads}")
-            options.intra_op_num_threads = num_threads
-            options.inter_op_num_threads = 1
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         try:
             self._session = ort.InferenceSession(program.graph, options, providers=[provider_name(provider)])
         except GradSignError:
@@ -237,21 +240,10 @@ class GradientSource:
         except Exception as exc:
             raise GradSignError(f"{program.source}: onnxruntime cannot load the gradient graph: {exc}") from exc
         self.program = program
-        self.buffer = np.zeros(program.n_weights, dtype=np.float32)
-        self.loss = np.zeros((), dtype=np.float32)
         outputs = {o.name for o in self._session.get_outputs()}
-        self._binding = self._session.io_binding()
-        for name, value in program.weight_values.items():
-            self._binding.bind_cpu_input(name, value)
-        for weight, start in zip(program.weights, program.bounds):
-            if weight.name not in program.live:
-                continue  # unreachable: its slice stays 0
-            grad = f"{weight.name}_grad"
-            if grad not in outputs:
+        for weight in program.weights:
+            if weight.name in program.live and f"{weight.name}_grad" not in outputs:
                 raise GradSignError(f"{program.source}: the gradient graph has no gradient for weight {weight.name!r}")
-            view = self.buffer[start : start + weight.size]
-            self._binding.bind_output(grad, "cpu", 0, np.float32, list(weight.shape), view.ctypes.data)
-        self._binding.bind_output(LOSS, "cpu", 0, np.float32, [], self.loss.ctypes.data)
 
     def num_classes(self, sample: np.ndarray) -> int:
         """Run the forward pass on one sample and check the logits are (1, classes)."""
@@ -268,13 +260,39 @@ class GradientSource:
             )
         return int(logits.shape[1])
 
-    def stream(self, inputs: np.ndarray, labels: np.ndarray) -> Iterator[np.ndarray]:
-        """Yield each sample's flat gradient (the same buffer each time: consume it before the next step)."""
-        for i in range(inputs.shape[0]):
-            self._binding.bind_cpu_input(self.program.data_input, inputs[i : i + 1])
-            self._binding.bind_cpu_input(LABELS, labels[i : i + 1])
-            try:
-                self._session.run_with_iobinding(self._binding)
-            except Exception as exc:
-                raise GradSignError(f"{self.program.source}: the gradient step failed on sample {i}: {exc}") from exc
-            yield self.buffer
+    def lane(self) -> Lane:
+        return Lane(self._session, self.program)
+
+
+class Lane:
+    """A binding whose gradient outputs are written straight into one flat float32 buffer (|K| values)."""
+
+    def __init__(self, session: object, program: GradientProgram):
+        self._session = session
+        self.program = program
+        self.buffer = np.zeros(program.n_weights, dtype=np.float32)
+        self.loss = np.zeros((), dtype=np.float32)
+        self._binding = session.io_binding()
+        for name, value in program.weight_values.items():
+            self._binding.bind_cpu_input(name, value)
+        for weight, start in zip(program.weights, program.bounds):
+            if weight.name not in program.live:
+                continue  # unreachable: its slice stays 0
+            view = self.buffer[start : start + weight.size]
+            self._binding.bind_output(f"{weight.name}_grad", "cpu", 0, np.float32, list(weight.shape), view.ctypes.data)
+        self._binding.bind_output(LOSS, "cpu", 0, np.float32, [], self.loss.ctypes.data)
+
+    def step(self, inputs: np.ndarray, labels: np.ndarray, index: int) -> np.ndarray:
+        """Sample `index`'s flat gradient: the lane's buffer, valid until its next step."""
+        self._binding.bind_cpu_input(self.program.data_input, inputs[index : index + 1])
+        self._binding.bind_cpu_input(LABELS, labels[index : index + 1])
+        try:
+            self._session.run_with_iobinding(self._binding)
+        except Exception as exc:
+            raise GradSignError(f"{self.program.source}: the gradient step failed on sample {index}: {exc}") from exc
+        return self.buffer
+
+    def stream(self, inputs: np.ndarray, labels: np.ndarray, indices: range | None = None) -> Iterator[np.ndarray]:
+        """Yield each sample's flat gradient (the same buffer each time: consume it before the next)."""
+        for i in indices if indices is not None else range(inputs.shape[0]):
+            yield self.step(inputs, labels, i)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.version_converter
 from onnx import helper, numpy_helper
 
 from gradsign_rs._core import GradSignError
@@ -83,7 +84,7 @@ def normalize_versions(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     target = min(max(opset, MIN_OPSET), MAX_OPSET)
     if target != opset:
         try:
-            model = onnx.version_converter.convert_model(model, target)
+            model = onnx.version_converter.convert_version(model, target)
         except Exception as exc:
             raise GradSignError(
                 f"{source}: opset {opset} is outside what onnxruntime 1.19 trains ({MIN_OPSET}..{MAX_OPSET}) and "
@@ -189,6 +190,20 @@ def logits_output(model: onnx.ModelProto, source: str, output: str | None) -> st
     if output not in names:
         raise GradSignError(f"{source}: no output named {output!r}; outputs are {names}")
     return output
+
+
+def check_logits_shape(model: onnx.ModelProto, source: str, logits: str) -> None:
+    """Refuse an output whose inferred shape is not (N, classes); unknown shapes are checked at run time."""
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:
+        return  # shape inference is best effort; the loss node still insists on rank 2
+    for vi in inferred.graph.output:
+        if vi.name == logits and vi.type.tensor_type.HasField("shape"):
+            dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim)
+            if len(dims) != 2:
+                shown = "(" + ", ".join(str(d) for d in dims) + ")"
+                raise GradSignError(f"{source}: output {logits!r} has shape {shown}; GradSign needs (N, classes) logits")
 
 
 def _weight_source(name: str, producers: dict[str, onnx.NodeProto], inits: set[str]) -> str | None:

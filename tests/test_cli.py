@@ -1,0 +1,62 @@
+"""The `gradsign score` command."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gradsign_rs
+from gradsign_rs.cli import main
+from onnx_builders import conv_head
+
+
+@pytest.fixture
+def files(tmp_path):
+    model_path = tmp_path / "m.onnx"
+    model_path.write_bytes(conv_head().SerializeToString())
+    rng = np.random.default_rng(0)
+    data_path = tmp_path / "d.npz"
+    np.savez(data_path, x=rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), y=rng.integers(0, 10, 20))
+    return model_path, data_path
+
+
+def test_json_output_matches_the_api(files, capsys):
+    model_path, data_path = files
+    assert main(["score", str(model_path), "--data", str(data_path), "--n", "12", "--json", "--per-layer"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    x, y = gradsign_rs.load_images(data_path, n=12)
+    want = gradsign_rs.score(model_path, x, y)
+    assert payload["value"] == want.value
+    assert payload["n_samples"] == 12 and payload["n_weights"] == want.n_weights
+    assert payload["per_layer"] == want.per_layer
+
+
+def test_seed_draws_a_reproducible_subset(files, capsys):
+    model_path, data_path = files
+    args = ["score", str(model_path), "--data", str(data_path), "--n", "8", "--seed", "4", "--json"]
+    main(args)
+    first = json.loads(capsys.readouterr().out)["value"]
+    main(args)
+    assert json.loads(capsys.readouterr().out)["value"] == first
+
+
+def test_table_output_and_per_layer(files, capsys):
+    model_path, data_path = files
+    main(["score", str(model_path), "--data", str(data_path), "--n", "4", "--per-layer"])
+    out = capsys.readouterr().out
+    assert "gradsign" in out and "samples   4" in out and "w1" in out and "w2" in out
+
+
+def test_bad_input_exits_2_with_a_message(files, capsys):
+    _, data_path = files
+    assert main(["score", "missing.onnx", "--data", str(data_path)]) == 2
+    assert "model file 'missing.onnx' does not exist" in capsys.readouterr().err
+
+
+def test_python_dash_m_and_version():
+    result = subprocess.run([sys.executable, "-m", "gradsign_rs", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.startswith("gradsign-rs ")
