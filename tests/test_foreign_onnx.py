@@ -53,3 +53,4 @@ def test_old_opset_is_converted_up():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 8, 8, 3)).astype(np.float32)
     assert gradsign_rs.score(model, x, np.arange(4)).value > 0
+

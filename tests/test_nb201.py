@@ -462,3 +462,21 @@ def test_nodes_without_live_inputs_are_zeros(text, zero_node):
         (zeros,) = _session(model).run([cell_output], {"input": x})
     assert zeros.shape == (3, 16, 32, 32)
     assert not zeros.any()
+
+
+@pytest.mark.parametrize("text", [EXAMPLE, ALL_CONV, NO_PARAMS, CUT_OFF, DEAD_BRANCH, ZERO_FIRST_NODE])
+def test_gradsign_of_built_networks_matches_the_torch_reference(text):
+    """End to end: score(build_onnx(arch)) against the plain-torch per-sample loop on the independent twin."""
+    import gradsign_rs
+    from torch_reference import gradsign_torch
+
+    arch = Arch.parse(text)
+    model = nb201.build_onnx(arch, seed=3)
+    x = _images(12, seed=5)
+    labels = np.arange(12) % 10
+    ours = gradsign_rs.score(model, x, labels).value
+    want = gradsign_torch(_twin_with_onnx_weights(model, arch.ops), x, labels)
+    if want == 0:
+        assert ours == 0
+    else:
+        assert abs(ours - want) / want <= 1e-3, (ours, want)

@@ -63,9 +63,26 @@ class MLP(nn.Module):
         return self.net(x)
 
 
+class PoolingCNN(nn.Module):
+    """NAS-Bench-201's pooling: 3x3 average pool without counting padding, a 2x2 one, parallel branches summed."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.conv = nn.Sequential(nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8, affine=False))
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        self.down = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(8, 16, 1, bias=False))
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, x):
+        h = self.stem(x)
+        h = self.conv(h) + self.pool(h) + self.pool(self.conv(h))
+        return self.head(self.down(h).mean(dim=(2, 3)))
+
+
 def make(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return {"residual_cnn": ResidualCNN, "affine_free_cnn": AffineFreeCNN, "mlp": MLP}[name]()
+    return {"residual_cnn": ResidualCNN, "affine_free_cnn": AffineFreeCNN, "mlp": MLP, "pooling_cnn": PoolingCNN}[name]()
 
 
-NAMES = ("residual_cnn", "affine_free_cnn", "mlp")
+NAMES = ("residual_cnn", "affine_free_cnn", "mlp", "pooling_cnn")

@@ -50,6 +50,7 @@ class GradientProgram:
     logits: str
     weights: tuple[gm.ScoredWeight, ...]
     live: frozenset[str]
+    # Tensors fed as inputs on every run: the scored weights and the BatchNorm parameters.
     weight_values: dict[str, np.ndarray]
 
     @property
@@ -74,7 +75,12 @@ def _dims(value_info: onnx.ValueInfoProto) -> tuple[int | str | None, ...]:
 
 
 def _loss_graph(model: onnx.ModelProto, logits: str, live: set[str]) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """Add labels and a cross-entropy loss; move the live scored weights to graph inputs (returned by name)."""
+    """Add labels and a cross-entropy loss; move tensors that must stay distinct to graph inputs.
+
+    Moved (and returned by name, to be fed on every run): the live scored weights, which are differentiated, and
+    every BatchNormalization parameter, because onnxruntime merges equal initializers (fresh BN scales are all
+    ones) and two BatchNorms sharing one scale break its gradient builder ("Duplicate definition").
+    """
     graph = model.graph
     graph.input.append(helper.make_tensor_value_info(LABELS, onnx.TensorProto.INT64, [1]))
     # The gradient builder reads the log-probabilities output (O(1)), so the node must declare it.
@@ -84,9 +90,12 @@ def _loss_graph(model: onnx.ModelProto, logits: str, live: set[str]) -> tuple[on
     logits_info = next(o for o in graph.output if o.name == logits)
     del graph.output[:]
     graph.output.extend([helper.make_tensor_value_info(LOSS, onnx.TensorProto.FLOAT, []), logits_info])
+    fed = set(live) | {
+        name for node in graph.node if node.op_type == "BatchNormalization" for name in node.input[1:5] if name
+    }
     values, kept = {}, []
     for tensor in graph.initializer:
-        if tensor.name in live:
+        if tensor.name in fed:
             values[tensor.name] = numpy_helper.to_array(tensor).copy()
             graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
         else:
@@ -99,6 +108,10 @@ def _loss_graph(model: onnx.ModelProto, logits: str, live: set[str]) -> tuple[on
 def _build_gradient_graph(loss_model: bytes, live: set[str], source: str) -> bytes:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # the graph transformers log every pass at INFO
+    # Only the training rewrites (BatchNorm -> training BatchNorm) are wanted here: with all optimisations on,
+    # common-subexpression elimination merges NAS-Bench-201's parallel pooling edges so that the gradient builder
+    # finds reachable weights "unreachable". The session optimises the finished gradient graph anyway.
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         optimized = capi.get_optimized_model(loss_model, live, options)
         builder = capi.GradientGraphBuilder(optimized, {LOSS}, live, LOSS, options)
@@ -133,6 +146,7 @@ def prepare(
     proto = onnx.ModelProto.FromString(proto.SerializeToString())  # never mutate the caller's model
     proto = gm.normalize_versions(proto, source)
     gm.constants_to_initializers(proto)
+    gm.unshare_batchnorm_parameters(proto)
     if batchnorm == "as_exported":
         gm.batchnorm_as_exported(proto)
     data = gm.data_input(proto, source)
@@ -149,6 +163,8 @@ def prepare(
         raise GradSignError(
             f"{source}: no scored weights: the model has no Conv, Gemm or MatMul whose weight is a float32 initializer"
         )
+    input_dims = _dims(data)  # as declared, for input validation, before the batch is pinned
+    gm.pin_batch_to_one(proto, data.name, logits)
     live = gm.reachable_weights(proto, weights_k, logits)
     if not live:
         raise GradSignError(f"{source}: none of the {len(weights_k)} scored weights reaches the output {logits!r}")
@@ -170,7 +186,7 @@ def prepare(
         graph=graph,
         key=key,
         data_input=data.name,
-        input_dims=_dims(data),
+        input_dims=input_dims,
         input_dtype=_NUMPY_OF_ONNX[elem],
         logits=logits,
         weights=tuple(weights_k),

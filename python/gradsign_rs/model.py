@@ -117,6 +117,48 @@ def constants_to_initializers(model: onnx.ModelProto) -> None:
     graph.node.extend(kept)
 
 
+def pin_batch_to_one(model: onnx.ModelProto, data: str, logits: str) -> None:
+    """Declare batch size 1 on the data input and the logits (in place); drop stale intermediate shapes.
+
+    The engine always runs one sample at a time. With a symbolic batch ("N"), onnxruntime's AveragePoolGrad takes
+    its output shape from the static graph shapes as batch 0, which silently corrupts gradients or crashes the
+    process (SIGFPE); with the batch pinned, every gradient shape is concrete.
+    """
+    for value in list(model.graph.input) + list(model.graph.output):
+        if value.name in (data, logits) and value.type.tensor_type.HasField("shape"):
+            dims = value.type.tensor_type.shape.dim
+            if len(dims) > 0:
+                dims[0].Clear()
+                dims[0].dim_value = 1
+    del model.graph.value_info[:]
+
+
+def unshare_batchnorm_parameters(model: onnx.ModelProto) -> None:
+    """Give every BatchNormalization its own scale/bias/mean/var initializers (in place).
+
+    torch's exporter merges equal initializers (the ones/zeros of fresh BatchNorms), and onnxruntime's gradient
+    builder then defines `<scale>_grad` once per BatchNorm: "Duplicate definition". Copies keep the values.
+    """
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    seen: set[str] = set()
+    for node in graph.node:
+        if node.op_type != "BatchNormalization":
+            continue
+        for position in range(1, min(len(node.input), 5)):
+            name = node.input[position]
+            if name not in inits:
+                continue
+            if name in seen:
+                copy = onnx.TensorProto()
+                copy.CopyFrom(inits[name])
+                copy.name = f"{name}.{node.name or node.output[0]}.{position}"
+                graph.initializer.append(copy)
+                node.input[position] = copy.name
+            else:
+                seen.add(name)
+
+
 def batchnorm_as_exported(model: onnx.ModelProto) -> None:
     """Rewrite inference-mode BatchNormalization as its fixed affine map (in place), so it stays inference-mode.
 
@@ -256,8 +298,30 @@ def scored_weights(model: onnx.ModelProto, weights: str | list[str] = "conv_line
     return chosen
 
 
+# Inputs through which no gradient flows: shapes, indices, masks. Ops not listed pass gradient through every input.
+_NO_GRADIENT_OPS = {
+    "Shape", "Size", "ConstantOfShape", "EyeLike", "NonZero", "ArgMax", "ArgMin", "Equal", "Less", "Greater",
+    "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf", "Sign", "Floor", "Ceil", "Round",
+    "RandomNormalLike", "RandomUniformLike", "Range", "OneHot",
+}
+_DATA_INPUTS_ONLY = {
+    "Reshape": (0,), "Expand": (0,), "Tile": (0,), "Slice": (0,), "Pad": (0,), "Squeeze": (0,), "Unsqueeze": (0,),
+    "Gather": (0,), "GatherElements": (0,), "GatherND": (0,), "Resize": (0,), "Upsample": (0,), "TopK": (0,),
+    "ReduceSum": (0,), "ReduceMean": (0,), "ReduceMax": (0,), "ReduceMin": (0,), "Split": (0,), "Where": (1, 2),
+    "Dropout": (0,), "CumSum": (0,),
+}
+
+
+def _differentiable_inputs(node: onnx.NodeProto) -> list[str]:
+    if node.op_type in _NO_GRADIENT_OPS:
+        return []
+    positions = _DATA_INPUTS_ONLY.get(node.op_type)
+    inputs = list(node.input) if positions is None else [node.input[i] for i in positions if i < len(node.input)]
+    return [name for name in inputs if name]
+
+
 def live_nodes(model: onnx.ModelProto, target: str) -> set[int]:
-    """Indices of the nodes that the value `target` depends on."""
+    """Indices of the nodes that `target` depends on differentiably (not only through shapes or indices)."""
     producers = {out: i for i, node in enumerate(model.graph.node) for out in node.output}
     live: set[int] = set()
     stack = [target]
@@ -266,7 +330,7 @@ def live_nodes(model: onnx.ModelProto, target: str) -> set[int]:
         if index is None or index in live:
             continue
         live.add(index)
-        stack.extend(name for name in model.graph.node[index].input if name)
+        stack.extend(_differentiable_inputs(model.graph.node[index]))
     return live
 
 
@@ -274,6 +338,6 @@ def reachable_weights(model: onnx.ModelProto, weights: list[ScoredWeight], logit
     """The scored weights that the logits depend on; the rest have gradient 0 (a dead branch)."""
     used: set[str] = set()
     for index in live_nodes(model, logits):
-        used.update(model.graph.node[index].input)
+        used.update(_differentiable_inputs(model.graph.node[index]))
     # A weight may reach its consumer through Identity/Transpose: those nodes are live too, so their inputs count.
     return {w.name for w in weights if w.name in used}

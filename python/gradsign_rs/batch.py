@@ -1,0 +1,261 @@
+"""Score many search-space networks in worker processes, appending one CSV row per network as it finishes.
+
+The results file is append-only and is the only state: re-running the same command reads it, skips every
+network already scored, and scores the rest, so a killed run resumes and each network is scored exactly once.
+A sidecar `<results>.meta.json` records the settings; resuming with different settings is refused.
+Failures are recorded in `<results>.errors.jsonl` (not in the results) and tried again on the next run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import csv
+import dataclasses
+import io
+import json
+import multiprocessing
+import os
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from gradsign_rs._core import GradSignError
+
+COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds")
+
+# Datasets of the NAS-Bench-201 protocol: image file, normalisation, classes, input size.
+DATASETS = {
+    "cifar10": ("images/cifar10_train4000.npz", "cifar10", 10, 32),
+    "cifar100": ("images/cifar100_test200.npz", "cifar100", 100, 32),
+    "imagenet16": ("images/imagenet16_120_proxy.npz", "imagenet16", 120, 16),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchConfig:
+    """Everything that decides a network's score; a results file holds rows of one config only."""
+
+    space: str
+    data: str
+    normalize: str
+    num_classes: int
+    n: int
+    seed: int
+
+    def to_json(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    index: int
+    arch: str
+
+
+@dataclasses.dataclass
+class BatchSummary:
+    scored: int
+    skipped: int
+    failed: int
+    seconds: float
+
+
+def resolve_archs(spec: str, *, sample_seed: int = 0) -> list[Job]:
+    """`all`, `sample:K` (K distinct archs drawn with `sample_seed`), or a file of arch strings or indices."""
+    from gradsign_rs.spaces import nb201
+
+    if spec == "all":
+        return [Job(i, str(nb201.Arch.from_index(i))) for i in range(nb201.NUM_ARCHS)]
+    if spec.startswith("sample:"):
+        try:
+            k = int(spec.split(":", 1)[1])
+        except ValueError:
+            raise GradSignError(f"--archs {spec!r}: expected sample:K with an integer K") from None
+        if not 1 <= k <= nb201.NUM_ARCHS:
+            raise GradSignError(f"--archs {spec!r}: K must be in 1..{nb201.NUM_ARCHS}")
+        picks = np.sort(np.random.default_rng(sample_seed).choice(nb201.NUM_ARCHS, size=k, replace=False))
+        return [Job(int(i), str(nb201.Arch.from_index(int(i)))) for i in picks]
+    path = Path(spec)
+    if not path.is_file():
+        raise GradSignError(f"--archs {spec!r}: not 'all', 'sample:K' or an existing file of archs")
+    jobs = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        try:
+            arch = nb201.Arch.from_index(int(text)) if text.isdigit() else nb201.Arch.parse(text)
+        except GradSignError as exc:
+            raise GradSignError(f"{path}:{number}: {exc}") from None
+        jobs.append(Job(arch.index, str(arch)))
+    return jobs
+
+
+class ResultsFile:
+    """An append-only CSV of scored networks plus its settings sidecar."""
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self.meta_path = self.path.with_name(self.path.name + ".meta.json")
+        self.errors_path = self.path.with_name(self.path.name + ".errors.jsonl")
+
+    def open(self, config: BatchConfig) -> set[int]:
+        """Check or write the settings, repair a row cut off by a kill, and return the indices already scored."""
+        if self.meta_path.exists():
+            recorded = json.loads(self.meta_path.read_text())
+            differing = {k: (recorded.get(k), v) for k, v in config.to_json().items() if recorded.get(k) != v}
+            if differing:
+                shown = ", ".join(f"{k}: file has {a!r}, this run {b!r}" for k, (a, b) in differing.items())
+                raise GradSignError(f"{self.path} was made with other settings ({shown}); use another --out")
+        elif self.path.exists() and self.path.stat().st_size > 0:
+            raise GradSignError(f"{self.path} exists without its {self.meta_path.name}; refusing to append to it")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.meta_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            with open(self.path, "w", newline="") as f:
+                f.write(",".join(COLUMNS) + "\n")
+            return set()
+        self._drop_partial_last_line()
+        done: set[int] = set()
+        with open(self.path, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise GradSignError(f"{self.path}: header {reader.fieldnames} is not {list(COLUMNS)}")
+            for row in reader:
+                index = int(row["index"])
+                if index in done:
+                    raise GradSignError(f"{self.path}: network {index} appears twice")
+                done.add(index)
+        return done
+
+    def _drop_partial_last_line(self) -> None:
+        # A kill during a write can leave a line without its newline: it is not a finished row.
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def append(self, row: dict[str, object]) -> None:
+        line = io.StringIO()
+        csv.writer(line).writerow([row[c] for c in COLUMNS])
+        # One write of a whole line, then fsync: a row is either complete on disk or absent.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line.getvalue().encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def record_error(self, job: Job, message: str) -> None:
+        with open(self.errors_path, "a") as f:
+            f.write(json.dumps({"index": job.index, "arch": job.arch, "error": message, "time": time.time()}) + "\n")
+
+
+# ---- worker side: one process scores many networks with one loaded batch of images ----
+
+_worker_state: dict[str, object] = {}
+
+
+def _init_worker(config: BatchConfig) -> None:
+    from gradsign_rs.data import load_images
+
+    _worker_state["config"] = config
+    _worker_state["data"] = load_images(config.data, n=config.n, normalize=config.normalize)
+
+
+def _score_job(job: Job) -> tuple[Job, dict[str, object] | None, str | None]:
+    """Build and score one network; failures come back as a message (the run goes on)."""
+    from gradsign_rs.score import score
+    from gradsign_rs.spaces import nb201
+
+    config: BatchConfig = _worker_state["config"]  # type: ignore[assignment]
+    inputs, labels = _worker_state["data"]  # type: ignore[misc]
+    start = time.perf_counter()
+    try:
+        arch = nb201.Arch.parse(job.arch)
+        model = nb201.build_onnx(
+            arch, num_classes=config.num_classes, seed=config.seed, input_size=inputs.shape[-1]
+        )
+        result = score(model, inputs, labels, num_threads=1)
+    except GradSignError as exc:
+        return job, None, str(exc)
+    except Exception as exc:  # a bug, not bad input: keep the traceback for the errors file
+        return job, None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    row = {
+        "index": job.index,
+        "arch": job.arch,
+        "score": result.value,
+        "mean": f"{result.mean:.9g}",
+        "n_weights": result.n_weights,
+        "n_samples": result.n_samples,
+        "seconds": f"{time.perf_counter() - start:.4f}",
+    }
+    return job, row, None
+
+
+def run_batch(
+    config: BatchConfig,
+    jobs: Iterable[Job],
+    out: str | os.PathLike[str],
+    *,
+    workers: int = 1,
+    progress: bool = True,
+    on_row: Callable[[dict[str, object]], None] | None = None,
+) -> BatchSummary:
+    """Score every job not yet in `out`, appending rows as they finish. Returns counts and wall time."""
+    if config.space != "nb201":
+        raise GradSignError(f"unknown search space {config.space!r}; available: nb201")
+    if workers < 1:
+        raise GradSignError(f"--workers must be >= 1, got {workers}")
+    results = ResultsFile(out)
+    done = results.open(config)
+    jobs = list(jobs)
+    todo = [job for job in jobs if job.index not in done]
+    start = time.perf_counter()
+    scored = failed = 0
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), unit="net", disable=not progress, smoothing=0.05, dynamic_ncols=True)
+    try:
+        for job, row, error in _execute(config, todo, workers):
+            if row is not None:
+                results.append(row)
+                scored += 1
+                if on_row is not None:
+                    on_row(row)
+            else:
+                results.record_error(job, error or "unknown error")
+                failed += 1
+                bar.write(f"network {job.index} ({job.arch}) failed: {(error or '').splitlines()[0]}")
+            bar.update(1)
+            bar.set_postfix(failed=failed, refresh=False)
+    finally:
+        bar.close()
+    return BatchSummary(scored, len(jobs) - len(todo), failed, time.perf_counter() - start)
+
+
+def _execute(config: BatchConfig, todo: list[Job], workers: int):
+    if not todo:
+        return
+    if workers == 1:
+        _init_worker(config)
+        for job in todo:
+            yield _score_job(job)
+        return
+    # spawn: workers start clean (no inherited onnxruntime thread pools or tqdm monitor threads).
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(config,)
+    ) as pool:
+        futures = [pool.submit(_score_job, job) for job in todo]
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise

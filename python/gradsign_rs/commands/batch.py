@@ -1,0 +1,47 @@
+"""`gradsign batch --space nb201 --archs all --out RESULTS.csv`: resumable scoring of many networks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from gradsign_rs.batch import DATASETS, BatchConfig, resolve_archs, run_batch
+from gradsign_rs.data import data_root
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "batch",
+        help="score many search-space networks, resumably",
+        description=(
+            "Score networks of a search space, one CSV row each, appended as they finish. Re-running the same "
+            "command skips what is done: a killed run resumes and each network is scored exactly once."
+        ),
+    )
+    parser.add_argument("--space", default="nb201", choices=["nb201"], help="search space")
+    parser.add_argument("--archs", default="all", help="all | sample:K | FILE of arch strings or indices")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed for --archs sample:K")
+    parser.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS), help="normalisation, classes and default data")
+    parser.add_argument("--data", default=None, metavar="FILE.npz", help="images (default: the dataset's file in $GRADSIGN_DATA)")
+    parser.add_argument("--n", type=int, default=128, help="samples per network: the first N of the file (default 128)")
+    parser.add_argument("--seed", type=int, default=42, help="weight initialisation seed (default 42, the paper's)")
+    parser.add_argument("--out", required=True, metavar="RESULTS.csv", help="results file (appended to)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    relative, normalize, classes, _ = DATASETS[args.dataset]
+    data = args.data or str(data_root() / relative)
+    config = BatchConfig(
+        space=args.space, data=os.path.abspath(data), normalize=normalize, num_classes=classes, n=args.n, seed=args.seed
+    )
+    jobs = resolve_archs(args.archs, sample_seed=args.sample_seed)
+    summary = run_batch(config, jobs, args.out, workers=args.workers, progress=not args.no_progress)
+    rate = summary.scored / summary.seconds * 3600 if summary.seconds > 0 and summary.scored else 0.0
+    print(
+        f"{args.out}: scored {summary.scored}, already done {summary.skipped}, failed {summary.failed} "
+        f"in {summary.seconds:.1f} s ({rate:.0f} networks/hour)"
+    )
+    return 1 if summary.failed else 0
