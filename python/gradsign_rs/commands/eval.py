@@ -1,0 +1,51 @@
+"""`gradsign eval RESULTS.csv --truth TRUTH.csv --target COLUMN`: rank correlation against ground truth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from gradsign_rs.report import evaluate, write_report
+from gradsign_rs.truth import read_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="Spearman, Kendall, precision@k of a scores table against ground truth, with a report",
+        description="Join a scores table with ground truth on the network index and report rank statistics.",
+    )
+    parser.add_argument("results", metavar="RESULTS.csv", help="scores table (from gradsign batch)")
+    parser.add_argument("--truth", required=True, metavar="TRUTH.csv", help="ground truth table, e.g. nb201_cifar10.csv")
+    parser.add_argument("--target", required=True, action="append", help="accuracy column (repeat for several)")
+    parser.add_argument("--on", default="index", help="column joining the two tables (default: index)")
+    parser.add_argument("--score", default="score", help="score column (default: score)")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--report", default=None, metavar="DIR", help="write summary.md, evaluation.json and plots here")
+    parser.add_argument("--title", default=None, help="report title")
+    parser.add_argument("--notes", default="", help="a paragraph for the report (protocol, caveats)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    scores = read_table(args.results, on=args.on, columns=[args.score])
+    truth = read_table(args.truth, on=args.on, columns=args.target)
+    table = scores[[args.score]].join(truth[args.target], how="inner").dropna()
+    evaluations = [evaluate(table, t, score=args.score, bootstrap=args.bootstrap, seed=args.seed) for t in args.target]
+    if args.report:
+        title = args.title or f"GradSign evaluation: {Path(args.results).name}"
+        write_report(table, evaluations, Path(args.report), title=title, notes=args.notes, score=args.score)
+    if args.json:
+        print(json.dumps([e.to_dict() for e in evaluations], indent=2))
+        return 0
+    print(f"{len(table)} networks in both {args.results} and {args.truth}")
+    for e in evaluations:
+        print(f"{e.target}: Spearman {e.spearman:.4f} [{e.spearman_ci[0]:.4f}, {e.spearman_ci[1]:.4f}]  "
+              f"Kendall {e.kendall:.4f} [{e.kendall_ci[0]:.4f}, {e.kendall_ci[1]:.4f}]  "
+              + "  ".join(f"P@{k} {v:.2f}" for k, v in e.precision_at_k.items()))
+    if args.report:
+        print(f"report written to {args.report}")
+    return 0
