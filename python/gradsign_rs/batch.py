@@ -46,7 +46,21 @@ class BatchConfig:
     seed: int
 
     def to_json(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        """The settings as recorded beside the results: the data by name and content, not by path, so a run can
+        resume from another checkout."""
+        settings = dataclasses.asdict(self)
+        path = Path(self.data)
+        settings["data"] = path.name
+        settings["data_sha256"] = _sha256(path)
+        return settings
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    if not path.is_file():
+        raise GradSignError(f"image file {str(path)!r} does not exist")
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +155,7 @@ class ResultsFile:
 
     def append(self, row: dict[str, object]) -> None:
         line = io.StringIO()
-        csv.writer(line).writerow([row[c] for c in COLUMNS])
+        csv.writer(line, lineterminator="\n").writerow([row[c] for c in COLUMNS])
         # One write of a whole line, then fsync: a row is either complete on disk or absent.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:

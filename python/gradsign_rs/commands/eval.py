@@ -6,7 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from gradsign_rs.report import evaluate, write_report
 from gradsign_rs.truth import read_table
 
 
@@ -31,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from gradsign_rs.report import evaluate, write_report  # matplotlib and the stats core load only when evaluating
+
     scores = read_table(args.results, on=args.on, columns=[args.score])
     truth = read_table(args.truth, on=args.on, columns=args.target)
     table = scores[[args.score]].join(truth[args.target], how="inner").dropna()

@@ -1,0 +1,144 @@
+"""Resumable batch scoring: exactly once across kills, settings checked, failures recorded and retried."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gradsign_rs import GradSignError, batch
+from gradsign_rs.batch import BatchConfig, Job, ResultsFile, resolve_archs, run_batch
+from conftest import CIFAR10_TRAIN
+
+pytestmark = pytest.mark.skipif(not CIFAR10_TRAIN.is_file(), reason="needs the shared NAS-Bench-201 data")
+
+
+def config(**overrides) -> BatchConfig:
+    settings = dict(space="nb201", data=str(CIFAR10_TRAIN), normalize="cifar10", num_classes=10, n=4, seed=42)
+    settings.update(overrides)
+    return BatchConfig(**settings)
+
+
+def rows(path) -> pd.DataFrame:
+    return pd.read_csv(path)
+
+
+def test_scores_match_the_api_and_resume_skips_done(tmp_path):
+    import gradsign_rs
+    from gradsign_rs.spaces import nb201
+
+    out = tmp_path / "r.csv"
+    jobs = resolve_archs("sample:3", sample_seed=1)
+    first = run_batch(config(), jobs[:2], out, progress=False)
+    second = run_batch(config(), jobs, out, progress=False)
+    assert (first.scored, second.scored, second.skipped) == (2, 1, 2)
+    table = rows(out)
+    assert sorted(table["index"]) == sorted(j.index for j in jobs)
+    x, y = gradsign_rs.load_images(CIFAR10_TRAIN, n=4)
+    job = jobs[0]
+    want = gradsign_rs.score(nb201.build_onnx(job.arch, seed=42), x, y).value
+    assert int(table.set_index("index").loc[job.index, "score"]) == want
+
+
+def test_a_row_cut_off_by_a_kill_is_dropped_and_redone(tmp_path):
+    out = tmp_path / "r.csv"
+    jobs = resolve_archs("sample:2", sample_seed=2)
+    run_batch(config(), jobs, out, progress=False)
+    complete = out.read_bytes()
+    out.write_bytes(complete[: len(complete) - 7])  # the last line loses its end, as if killed mid-write
+    summary = run_batch(config(), jobs, out, progress=False)
+    assert summary.scored == 1 and summary.skipped == 1
+    redone = rows(out).drop(columns="seconds")
+    pd.testing.assert_frame_equal(redone, pd.read_csv(__import__("io").BytesIO(complete)).drop(columns="seconds"))
+
+
+def test_other_settings_are_refused(tmp_path):
+    out = tmp_path / "r.csv"
+    run_batch(config(), resolve_archs("sample:1"), out, progress=False)
+    with pytest.raises(GradSignError, match=r"made with other settings \(seed: file has 42, this run 7\)"):
+        run_batch(config(seed=7), resolve_archs("sample:1"), out, progress=False)
+
+
+def test_a_foreign_file_is_not_appended_to(tmp_path):
+    out = tmp_path / "r.csv"
+    out.write_text("something,else\n1,2\n")
+    with pytest.raises(GradSignError, match="exists without its r.csv.meta.json"):
+        run_batch(config(), resolve_archs("sample:1"), out, progress=False)
+
+
+def test_a_failing_network_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    from gradsign_rs.spaces import nb201
+
+    jobs = resolve_archs("sample:3", sample_seed=3)
+    bad = jobs[1]
+    real = nb201.build_onnx
+
+    def flaky(arch, **kwargs):
+        if str(arch) == bad.arch:
+            raise GradSignError("injected failure")
+        return real(arch, **kwargs)
+
+    monkeypatch.setattr(nb201, "build_onnx", flaky)
+    out = tmp_path / "r.csv"
+    summary = run_batch(config(), jobs, out, progress=False)
+    assert (summary.scored, summary.failed) == (2, 1)
+    errors = [json.loads(line) for line in (tmp_path / "r.csv.errors.jsonl").read_text().splitlines()]
+    assert errors[0]["index"] == bad.index and errors[0]["error"] == "injected failure"
+    monkeypatch.setattr(nb201, "build_onnx", real)
+    retry = run_batch(config(), jobs, out, progress=False)
+    assert (retry.scored, retry.skipped) == (1, 2)
+    assert sorted(rows(out)["index"]) == sorted(j.index for j in jobs)
+
+
+def test_killed_cli_run_resumes_to_exactly_once(tmp_path):
+    out = tmp_path / "r.csv"
+    command = [sys.executable, "-m", "gradsign_rs", "batch", "--archs", "sample:12", "--n", "4", "--workers", "2",
+               "--out", str(out), "--no-progress", "--data", str(CIFAR10_TRAIN)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole process group: the parent and its workers
+    process.wait()
+    partial = len(out.read_text().splitlines()) - 1
+    assert 3 <= partial < 12, "the kill should land mid-run"
+    subprocess.run(command, check=True, capture_output=True, timeout=300)
+    table = rows(out)
+    assert len(table) == 12 and table["index"].is_unique
+    reference = tmp_path / "reference.csv"
+    subprocess.run([*command[:command.index("--out")], "--out", str(reference), "--no-progress", "--data",
+                    str(CIFAR10_TRAIN)], check=True, capture_output=True, timeout=300)
+    merged = table.set_index("index")["score"].sort_index()
+    assert merged.equals(rows(reference).set_index("index")["score"].sort_index())
+
+
+def test_arch_files_and_bad_specs(tmp_path):
+    listing = tmp_path / "archs.txt"
+    listing.write_text("# two networks\n0\n|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
+    jobs = resolve_archs(str(listing))
+    assert jobs[0] == Job(0, jobs[0].arch) and len(jobs) == 2
+    listing.write_text("|nor_conv_9x9~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")
+    with pytest.raises(GradSignError, match=r"archs.txt:1: .*nor_conv_9x9"):
+        resolve_archs(str(listing))
+    with pytest.raises(GradSignError, match="expected sample:K"):
+        resolve_archs("sample:many")
+    with pytest.raises(GradSignError, match="not 'all', 'sample:K' or an existing file"):
+        resolve_archs("nowhere.txt")
+
+
+def test_results_file_rejects_duplicates(tmp_path):
+    out = tmp_path / "r.csv"
+    results = ResultsFile(out)
+    results.open(config())
+    row = {"index": 5, "arch": "a", "score": 1, "mean": 1, "n_weights": 1, "n_samples": 4, "seconds": 0.1}
+    results.append(row)
+    results.append(row)
+    with pytest.raises(GradSignError, match="network 5 appears twice"):
+        ResultsFile(out).open(config())
