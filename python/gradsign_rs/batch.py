@@ -25,6 +25,9 @@ import numpy as np
 from gradsign_rs._core import GradSignError
 
 COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds")
+DEFAULT_PROXIES = ("gradsign",)
+# Settings keys written only by non-default proxy runs: a file that has them never resumes as a default run.
+_PROXY_KEYS = ("proxies", "proxy_batch_size")
 
 # Datasets of the NAS-Bench-201 protocol: image file, normalisation, classes, input size.
 DATASETS = {
@@ -44,6 +47,19 @@ class BatchConfig:
     num_classes: int
     n: int
     seed: int
+    # Proxies scored per network (gradsign_rs.proxies names) and the mini-batch of the batch proxies. Recorded in
+    # the settings only when not the default, so results files of GradSign alone keep their format.
+    proxies: tuple[str, ...] = DEFAULT_PROXIES
+    proxy_batch_size: int = 64
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The CSV header: `COLUMNS` for GradSign alone; otherwise one more column per other proxy before seconds."""
+        if self.proxies == DEFAULT_PROXIES:
+            return COLUMNS
+        gradsign = ("score", "mean", "n_weights") if "gradsign" in self.proxies else ()
+        others = tuple(p for p in self.proxies if p != "gradsign")
+        return ("index", "arch", *gradsign, "n_samples", *others, "seconds")
 
     def to_json(self) -> dict[str, object]:
         """The settings as recorded beside the results: the data by name and content, not by path, so a run can
@@ -52,6 +68,10 @@ class BatchConfig:
         path = Path(self.data)
         settings["data"] = path.name
         settings["data_sha256"] = _sha256(path)
+        if self.proxies == DEFAULT_PROXIES:
+            del settings["proxies"], settings["proxy_batch_size"]
+        else:
+            settings["proxies"] = list(self.proxies)
         return settings
 
 
@@ -111,8 +131,9 @@ def resolve_archs(spec: str, *, sample_seed: int = 0) -> list[Job]:
 class ResultsFile:
     """An append-only CSV of scored networks plus its settings sidecar."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], columns: tuple[str, ...] = COLUMNS):
         self.path = Path(path)
+        self.columns = columns
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
         self.errors_path = self.path.with_name(self.path.name + ".errors.jsonl")
 
@@ -120,7 +141,9 @@ class ResultsFile:
         """Check or write the settings, repair a row cut off by a kill, and return the indices already scored."""
         if self.meta_path.exists():
             recorded = json.loads(self.meta_path.read_text())
-            differing = {k: (recorded.get(k), v) for k, v in config.to_json().items() if recorded.get(k) != v}
+            settings = config.to_json()
+            differing = {k: (recorded.get(k), v) for k, v in settings.items() if recorded.get(k) != v}
+            differing.update({k: (recorded[k], None) for k in _PROXY_KEYS if k in recorded and k not in settings})
             if differing:
                 shown = ", ".join(f"{k}: file has {a!r}, this run {b!r}" for k, (a, b) in differing.items())
                 raise GradSignError(f"{self.path} was made with other settings ({shown}); use another --out")
@@ -131,14 +154,14 @@ class ResultsFile:
             self.meta_path.write_text(json.dumps(config.to_json(), indent=2) + "\n")
         if not self.path.exists() or self.path.stat().st_size == 0:
             with open(self.path, "w", newline="") as f:
-                f.write(",".join(COLUMNS) + "\n")
+                f.write(",".join(self.columns) + "\n")
             return set()
         self._drop_partial_last_line()
         done: set[int] = set()
         with open(self.path, newline="") as f:
             reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != COLUMNS:
-                raise GradSignError(f"{self.path}: header {reader.fieldnames} is not {list(COLUMNS)}")
+            if tuple(reader.fieldnames or ()) != self.columns:
+                raise GradSignError(f"{self.path}: header {reader.fieldnames} is not {list(self.columns)}")
             for row in reader:
                 index = int(row["index"])
                 if index in done:
@@ -155,7 +178,7 @@ class ResultsFile:
 
     def append(self, row: dict[str, object]) -> None:
         line = io.StringIO()
-        csv.writer(line, lineterminator="\n").writerow([row[c] for c in COLUMNS])
+        csv.writer(line, lineterminator="\n").writerow([row[c] for c in self.columns])
         # One write of a whole line, then fsync: a row is either complete on disk or absent.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
         try:
@@ -188,6 +211,8 @@ def _score_job(job: Job) -> tuple[Job, dict[str, object] | None, str | None]:
 
     config: BatchConfig = _worker_state["config"]  # type: ignore[assignment]
     inputs, labels = _worker_state["data"]  # type: ignore[misc]
+    if config.proxies != DEFAULT_PROXIES:
+        return _score_job_proxies(job, config, inputs, labels)
     start = time.perf_counter()
     try:
         arch = nb201.Arch.parse(job.arch)
@@ -211,6 +236,32 @@ def _score_job(job: Job) -> tuple[Job, dict[str, object] | None, str | None]:
     return job, row, None
 
 
+def _score_job_proxies(job: Job, config: BatchConfig, inputs, labels) -> tuple[Job, dict[str, object] | None, str | None]:
+    """Several proxies of one network, sharing its model and data (gradsign through `score` for its extra columns)."""
+    from gradsign_rs import proxies
+    from gradsign_rs.score import score
+    from gradsign_rs.spaces import nb201
+
+    start = time.perf_counter()
+    row: dict[str, object] = {"index": job.index, "arch": job.arch, "n_samples": int(labels.shape[0])}
+    try:
+        arch = nb201.Arch.parse(job.arch)
+        model = nb201.build_onnx(arch, num_classes=config.num_classes, seed=config.seed, input_size=inputs.shape[-1])
+        if "gradsign" in config.proxies:
+            result = score(model, inputs, labels, num_threads=1)
+            row.update(score=result.value, mean=f"{result.mean:.9g}", n_weights=result.n_weights)
+        others = [p for p in config.proxies if p != "gradsign"]
+        if others:
+            values = proxies.compute(others, model, inputs, labels, batch_size=config.proxy_batch_size)
+            row.update({name: f"{value:.10g}" for name, value in values.items()})
+    except GradSignError as exc:
+        return job, None, str(exc)
+    except Exception as exc:  # a bug, not bad input: keep the traceback for the errors file
+        return job, None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+    row["seconds"] = f"{time.perf_counter() - start:.4f}"
+    return job, row, None
+
+
 def run_batch(
     config: BatchConfig,
     jobs: Iterable[Job],
@@ -225,7 +276,12 @@ def run_batch(
         raise GradSignError(f"unknown search space {config.space!r}; available: nb201")
     if workers < 1:
         raise GradSignError(f"--workers must be >= 1, got {workers}")
-    results = ResultsFile(out)
+    if config.proxies != DEFAULT_PROXIES:
+        from gradsign_rs.proxies import parse_names
+
+        if parse_names(config.proxies) != config.proxies:
+            raise GradSignError(f"proxies {config.proxies!r}: give each known proxy once")
+    results = ResultsFile(out, config.columns)
     done = results.open(config)
     jobs = list(jobs)
     todo = [job for job in jobs if job.index not in done]

@@ -128,6 +128,12 @@ def _build_gradient_graph(loss_model: bytes, live: set[str], source: str) -> byt
         raise GradSignError(f"{source}: building the gradient graph failed: {text.strip().splitlines()[-1]}") from exc
 
 
+def gradient_graph(loss_model: bytes, requires_grad: set[str], source: str) -> bytes:
+    """The gradient graph of a serialized model whose scalar output is `LOSS`, with `<name>_grad` outputs for the
+    named graph inputs. Uncached; the same builder and error messages as `prepare` (used by `gradsign_rs.proxies`)."""
+    return _build_gradient_graph(loss_model, requires_grad, source)
+
+
 def prepare(
     model: object,
     *,

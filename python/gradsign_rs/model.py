@@ -96,14 +96,14 @@ def normalize_versions(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     return model
 
 
-def constants_to_initializers(model: onnx.ModelProto) -> None:
-    """Turn tensor-valued Constant nodes into initializers (in place).
+def constants_to_initializers(model: onnx.ModelProto) -> list[str]:
+    """Turn tensor-valued Constant nodes into initializers (in place); returns their names.
 
     BatchNorm with affine=False exports Constant scale/bias, which makes the gradient builder fail with
     "Duplicate definition"; as frozen initializers they are harmless.
     """
     graph = model.graph
-    kept = []
+    kept, converted = [], []
     for node in graph.node:
         value = next((a for a in node.attribute if a.name == "value"), None)
         if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and value is not None:
@@ -111,10 +111,12 @@ def constants_to_initializers(model: onnx.ModelProto) -> None:
             tensor.CopyFrom(value.t)
             tensor.name = node.output[0]
             graph.initializer.append(tensor)
+            converted.append(tensor.name)
         else:
             kept.append(node)
     del graph.node[:]
     graph.node.extend(kept)
+    return converted
 
 
 def pin_batch_to_one(model: onnx.ModelProto, data: str, logits: str) -> None:
@@ -259,6 +261,22 @@ def _weight_source(name: str, producers: dict[str, onnx.NodeProto], inits: set[s
     return name
 
 
+def node_weight(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], inits: dict[str, onnx.TensorProto]) -> str | None:
+    """The float32 initializer that a Conv, Gemm or MatMul node uses as its weight (possibly through a Transpose or
+    similar), or None: Conv/Gemm read it as input 1; MatMul as its first initializer operand."""
+    if node.op_type in ("Conv", "Gemm"):
+        candidates = [node.input[1]] if len(node.input) > 1 else []
+    elif node.op_type == "MatMul":
+        candidates = list(node.input[:2])
+    else:
+        return None
+    for operand in candidates:
+        source = _weight_source(operand, producers, set(inits))
+        if source is not None and inits[source].data_type == onnx.TensorProto.FLOAT:
+            return source
+    return None
+
+
 def scored_weights(model: onnx.ModelProto, weights: str | list[str] = "conv_linear") -> list[ScoredWeight]:
     """K: the weight tensor of every Conv, Gemm, and MatMul with an initializer operand, in graph order.
 
@@ -269,21 +287,9 @@ def scored_weights(model: onnx.ModelProto, weights: str | list[str] = "conv_line
     producers = {out: node for node in graph.node for out in node.output}
     found: dict[str, ScoredWeight] = {}
     for node in graph.node:
-        if node.op_type == "Conv" or node.op_type == "Gemm":
-            candidates = [node.input[1]] if len(node.input) > 1 else []
-        elif node.op_type == "MatMul":
-            candidates = list(node.input[:2])
-        else:
-            continue
-        for operand in candidates:
-            source = _weight_source(operand, producers, set(inits))
-            if source is None or source in found:
-                continue
-            tensor = inits[source]
-            if tensor.data_type != onnx.TensorProto.FLOAT:
-                continue
-            found[source] = ScoredWeight(source, node.name or node.output[0], node.op_type, tuple(tensor.dims))
-            break  # one weight per node: for MatMul(W, x) the first initializer operand
+        source = node_weight(node, producers, inits)
+        if source is not None and source not in found:
+            found[source] = ScoredWeight(source, node.name or node.output[0], node.op_type, tuple(inits[source].dims))
     if weights == "conv_linear":
         return list(found.values())
     if isinstance(weights, str):

@@ -25,6 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", default=None, metavar="FILE.npz", help="images (default: the dataset's file in $GRADSIGN_DATA)")
     parser.add_argument("--n", type=int, default=128, help="samples per network: the first N of the file (default 128)")
     parser.add_argument("--seed", type=int, default=42, help="weight initialisation seed (default 42, the paper's)")
+    parser.add_argument(
+        "--proxies", default="gradsign",
+        help="comma-separated proxies, e.g. gradsign,synflow,nwot (default gradsign; others add one column each)",
+    )
+    parser.add_argument(
+        "--proxy-batch-size", type=int, default=64,
+        help="mini-batch of the batch proxies (grad_norm, snip, ...): the first B of the N samples (default 64)",
+    )
     parser.add_argument("--out", required=True, metavar="RESULTS.csv", help="results file (appended to)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -34,8 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     relative, normalize, classes, _ = DATASETS[args.dataset]
     data = args.data or str(data_root() / relative)
+    from gradsign_rs.proxies import parse_names
+
     config = BatchConfig(
-        space=args.space, data=os.path.abspath(data), normalize=normalize, num_classes=classes, n=args.n, seed=args.seed
+        space=args.space, data=os.path.abspath(data), normalize=normalize, num_classes=classes, n=args.n, seed=args.seed,
+        proxies=parse_names(args.proxies), proxy_batch_size=args.proxy_batch_size,
     )
     jobs = resolve_archs(args.archs, sample_seed=args.sample_seed)
     summary = run_batch(config, jobs, args.out, workers=args.workers, progress=not args.no_progress)

@@ -1,0 +1,134 @@
+"""One network and its labelled samples, with the onnxruntime passes the proxies share, each run once on first use.
+
+Several proxies of one network read the same passes: the mini-batch training pass (weight gradients, fisher probes
+and ReLU inputs) serves grad_norm, snip, grasp, fisher, nwot and the first batch of zico; the model is loaded and
+validated once. Sample conventions: the batch proxies use the first `batch_size` samples (one mini-batch, as
+NASLib's `dataload="random", num_imgs_or_batches=1`); zico uses every full batch of `batch_size`; gradsign uses all
+samples one at a time (its engine).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from gradsign_rs._core import GradSignError
+from gradsign_rs.proxies import graphs
+
+DEFAULT_BATCH_SIZE = 64
+
+
+def _is_torch_module(model: object) -> bool:
+    return any(cls.__module__.startswith("torch.nn") and cls.__name__ == "Module" for cls in type(model).__mro__)
+
+
+class Workspace:
+    """A prepared network plus samples; proxies are functions of a Workspace."""
+
+    def __init__(
+        self,
+        model: object,
+        inputs: np.ndarray,
+        labels: np.ndarray,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        provider: str = "cpu",
+        output: str | None = None,
+    ):
+        if _is_torch_module(model):
+            from gradsign_rs.torch_export import from_torch
+
+            model = from_torch(model, np.asarray(inputs)[:1])
+        self.network = graphs.load_network(model, output=output)
+        self.output = output
+        self.provider = provider
+        self.inputs, self.labels = _check_samples(self.network, inputs, labels)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise GradSignError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        self.batch_size = int(batch_size)
+
+    @property
+    def n_batches(self) -> int:
+        """Full batches of `batch_size` among the samples."""
+        return self.inputs.shape[0] // self.batch_size
+
+    def batch(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Samples [index*B, (index+1)*B) and their labels."""
+        if index >= self.n_batches:
+            raise GradSignError(
+                f"batch {index} of size {self.batch_size} needs {(index + 1) * self.batch_size} samples, "
+                f"got {self.inputs.shape[0]}"
+            )
+        rows = slice(index * self.batch_size, (index + 1) * self.batch_size)
+        return self.inputs[rows], self.labels[rows]
+
+    @functools.cached_property
+    def train_session(self) -> graphs.BatchSession:
+        """Mean cross-entropy over one batch, BatchNorm on batch statistics; weight and probe gradients, ReLU inputs."""
+        program = graphs.build_batch_program(self.network, self.batch_size, probes=True, relu_outputs=True)
+        return graphs.BatchSession(program, provider=self.provider)
+
+    @functools.cached_property
+    def train_pass(self) -> graphs.BatchResult:
+        """The training pass on the first batch."""
+        return self.train_session.run(*self.batch(0))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        """The scored weights that reach the logits, by name (the values the training pass was fed)."""
+        program = self.train_session.program
+        return {name: program.fed[name] for name in sorted(program.live)}
+
+    def weight_gradients(self, result: graphs.BatchResult) -> dict[str, np.ndarray]:
+        """dL/dW for every live scored weight in a training-pass result."""
+        return {name: result.gradients[name] for name in sorted(self.train_session.program.live)}
+
+    @functools.cached_property
+    def masked_session(self) -> graphs.BatchSession:
+        """The training program with every ReLU's rectification pattern fed in (see `train_pass_at`)."""
+        program = graphs.build_batch_program(self.network, self.batch_size, relu_masks=True)
+        return graphs.BatchSession(program, provider=self.provider)
+
+    def train_pass_at(self, weights: dict[str, np.ndarray]) -> graphs.BatchResult:
+        """The training pass on the first batch with some scored weights replaced and every ReLU kept on the
+        pattern of the unperturbed pass (grasp's finite differences: smooth in the weights, no kink crossed)."""
+        base = self.train_pass
+        names = self.train_session.program.relu_inputs
+        masks = {x: (value > 0).astype(np.float32) for x, value in zip(names, base.relu_inputs)}
+        return self.masked_session.run(*self.batch(0), weights=weights, masks=masks)
+
+    @functools.cached_property
+    def batch_passes(self) -> tuple[graphs.BatchResult, ...]:
+        """The training pass on every full batch (the first is `train_pass`)."""
+        return (self.train_pass,) + tuple(self.train_session.run(*self.batch(i)) for i in range(1, self.n_batches))
+
+    @functools.cached_property
+    def input_jacobian(self) -> np.ndarray:
+        """d(Σ logits)/dx on the first batch, flattened per sample: (B, input size)."""
+        program = graphs.build_batch_program(
+            self.network, self.batch_size, loss="sum_logits", gradients_of="input"
+        )
+        result = graphs.BatchSession(program, provider=self.provider).run(self.batch(0)[0])
+        return result.gradients[self.network.data_input].reshape(self.batch_size, -1)
+
+
+def _check_samples(network: graphs.Network, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    inputs, labels = np.asarray(inputs), np.asarray(labels)
+    if inputs.ndim == 0 or inputs.shape[0] == 0:
+        raise GradSignError(f"no samples: inputs have shape {inputs.shape}")
+    if not np.issubdtype(inputs.dtype, np.floating):
+        raise GradSignError(f"inputs have dtype {inputs.dtype}; the proxies need normalised float inputs")
+    dims = network.input_dims
+    if dims and (
+        len(dims) != inputs.ndim
+        or any(isinstance(d, int) and d > 0 and d != s for d, s in zip(dims[1:], inputs.shape[1:]))
+    ):
+        shown = tuple(d if isinstance(d, int) and d > 0 else "?" for d in dims)
+        raise GradSignError(f"inputs of shape {inputs.shape} do not match the model's input of shape {shown}")
+    if labels.shape != (inputs.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise GradSignError(f"labels must be integers of shape ({inputs.shape[0]},), got {labels.dtype} {labels.shape}")
+    if not np.isfinite(inputs).all():
+        raise GradSignError("inputs contain NaN or inf")
+    if labels.min() < 0:
+        raise GradSignError(f"labels must be >= 0, found {labels.min()}")
+    return np.ascontiguousarray(inputs, dtype=np.float32), np.ascontiguousarray(labels, dtype=np.int64)

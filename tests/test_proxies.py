@@ -1,0 +1,375 @@
+"""Zero-cost proxies on the ONNX engine against independent torch references (written here, NASLib's definitions),
+plus the shared workspace, the rank ensemble and the batch runner's --proxies."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import zoo
+from conftest import CIFAR10_TRAIN
+from gradsign_rs import GradSignError, proxies
+from gradsign_rs.proxies import ensemble as ens
+from gradsign_rs.proxies import graphs
+from gradsign_rs.torch_export import from_torch
+
+B = 8  # mini-batch of the tests: small, so the suite stays light
+
+
+# ---- torch references: NASLib / zero-cost-nas definitions, written independently of the package ----
+
+
+def _layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+
+
+def _loss(model, x, y):
+    return F.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(y))
+
+
+def ref_grad_norm(model, x, y) -> float:
+    model = copy.deepcopy(model).train()
+    _loss(model, x, y).backward()
+    return sum(float(m.weight.grad.double().norm()) for m in _layers(model) if m.weight.grad is not None)
+
+
+def ref_snip(model, x, y) -> float:
+    model = copy.deepcopy(model).train()
+    _loss(model, x, y).backward()
+    return sum(float((m.weight.detach() * m.weight.grad).abs().double().sum()) for m in _layers(model) if m.weight.grad is not None)
+
+
+def ref_grasp(model, x, y) -> float:
+    """Exact Hessian-vector product by double backpropagation (the reference's method), in float64."""
+    model = copy.deepcopy(model).double().train()
+    weights = [m.weight for m in _layers(model)]
+    xd, yt = torch.from_numpy(x).double(), torch.from_numpy(y)
+    g = torch.autograd.grad(F.cross_entropy(model(xd), yt), weights, allow_unused=True)
+    grad_f = torch.autograd.grad(F.cross_entropy(model(xd), yt), weights, create_graph=True, allow_unused=True)
+    z = sum((a.detach() * b).sum() for a, b in zip(g, grad_f) if a is not None)
+    hg = torch.autograd.grad(z, weights, allow_unused=True)
+    return -sum(float((w.detach() * h).sum()) for w, h in zip(weights, hg) if h is not None)
+
+
+def ref_fisher(model, x, y) -> float:
+    model = copy.deepcopy(model).train()
+    acts: dict[nn.Module, list[torch.Tensor]] = {}
+
+    def keep(module, _inputs, output):
+        output.retain_grad()
+        acts.setdefault(module, []).append(output)
+
+    hooks = [m.register_forward_hook(keep) for m in _layers(model)]
+    _loss(model, x, y).backward()
+    for h in hooks:
+        h.remove()
+    total = 0.0
+    for module, outputs in acts.items():
+        per_channel = 0
+        for a in outputs:  # a module called twice: its channel values add, as the reference's hook accumulates
+            a = a.detach() * a.grad
+            g_nk = a.sum(dim=tuple(range(2, a.dim()))) if a.dim() > 2 else a
+            per_channel = per_channel + 0.5 * g_nk.double().pow(2).mean(0)
+        total += float(per_channel.sum()) * (module.weight.numel() / module.weight.shape[0])
+    return total
+
+
+def ref_synflow(model, x) -> float:
+    model = copy.deepcopy(model).double()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.forward = lambda t: t  # the reference's bn=False copy
+    with torch.no_grad():
+        for p in model.state_dict().values():
+            p.abs_()
+    out = model(torch.ones((1, *x.shape[1:]), dtype=torch.float64))
+    out.sum().backward()
+    return sum(float((m.weight.detach() * m.weight.grad).abs().sum()) for m in _layers(model) if m.weight.grad is not None)
+
+
+def ref_jacob_cov(model, x) -> float:
+    model = copy.deepcopy(model).train()
+    xt = torch.from_numpy(x).requires_grad_(True)
+    out = model(xt)
+    out.backward(torch.ones_like(out))
+    jac = xt.grad.reshape(x.shape[0], -1).double().numpy()
+    v, _ = np.linalg.eig(np.corrcoef(jac))
+    k = 1e-5
+    return float(-np.sum(np.log(v.real + k) + 1.0 / (v.real + k)))
+
+
+def ref_nwot(model, x) -> float:
+    model = copy.deepcopy(model).train()
+    kernel = np.zeros((x.shape[0], x.shape[0]))
+
+    def count(_module, inputs, _output):
+        c = (inputs[0].reshape(inputs[0].shape[0], -1) > 0).double()
+        nonlocal kernel
+        kernel = kernel + (c @ c.t()).numpy() + ((1 - c) @ (1 - c).t()).numpy()
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, nn.ReLU)]
+    with torch.no_grad():
+        model(torch.from_numpy(x))
+    for h in hooks:
+        h.remove()
+    return float(np.linalg.slogdet(kernel)[1])
+
+
+def ref_zico(model, x, y, batch) -> float:
+    model = copy.deepcopy(model).train()
+    grads: dict[nn.Module, list[np.ndarray]] = {m: [] for m in _layers(model)}
+    for start in range(0, x.shape[0] - batch + 1, batch):
+        model.zero_grad()
+        _loss(model, x[start : start + batch], y[start : start + batch]).backward()
+        for m in grads:
+            g = m.weight.grad
+            grads[m].append(np.zeros(m.weight.numel()) if g is None else g.double().reshape(-1).numpy())
+    total = 0.0
+    for per_batch in grads.values():
+        stacked = np.stack(per_batch)
+        std = stacked.std(axis=0)
+        nz = std > 0
+        s = np.sum(np.abs(stacked[:, nz]).mean(axis=0) / std[nz])
+        if s > 0:
+            total += np.log(s)
+    return float(total)
+
+
+# ---- fixtures ----
+
+
+@pytest.fixture(scope="module")
+def samples(cifar_batch):
+    x, y = cifar_batch
+    return x[: 2 * B], y[: 2 * B]
+
+
+def _model(name: str) -> nn.Module:
+    return zoo.make(name, seed=1)
+
+
+def _close(ours: float, want: float, rtol: float) -> None:
+    assert np.isfinite(ours) and np.isfinite(want), (ours, want)
+    assert abs(ours - want) <= rtol * max(abs(want), 1e-12), (ours, want, abs(ours - want) / max(abs(want), 1e-12))
+
+
+# ---- proxies vs torch ----
+
+GRADIENT_MODELS = ("residual_cnn", "affine_free_cnn", "mlp", "pooling_cnn")
+
+
+@pytest.mark.parametrize("name", GRADIENT_MODELS)
+def test_gradient_proxies_match_torch(name, samples):
+    x, y = samples
+    model = _model(name)
+    got = proxies.compute(["grad_norm", "snip", "fisher", "zico"], model, x, y, batch_size=B)
+    xb, yb = x[:B], y[:B]
+    _close(got["grad_norm"], ref_grad_norm(model, xb, yb), 1e-4)
+    _close(got["snip"], ref_snip(model, xb, yb), 1e-4)
+    _close(got["fisher"], ref_fisher(model, xb, yb), 1e-3)
+    # zico divides by per-element std over 2 batches: where a weight's two batch gradients nearly agree, float32
+    # noise in them (onnxruntime vs torch summation order) is amplified (seen: 1.2e-3 on the 4096-wide head).
+    _close(got["zico"], ref_zico(model, x, y, B), 3e-3)
+
+
+@pytest.mark.parametrize("name", GRADIENT_MODELS)
+def test_grasp_finite_difference_matches_the_exact_hessian_product(name, samples):
+    x, y = samples
+    model = _model(name)
+    got = proxies.compute(["grasp"], model, x, y, batch_size=B)["grasp"]
+    _close(got, ref_grasp(model, x[:B], y[:B]), 2e-2)
+
+
+@pytest.mark.parametrize("name", ["residual_cnn", "pooling_cnn", "affine_free_cnn"])
+def test_synflow_and_jacob_cov_match_torch(name, samples):
+    x, y = samples
+    model = _model(name)
+    got = proxies.compute(["synflow", "jacob_cov"], model, x, y, batch_size=B)
+    _close(got["synflow"], ref_synflow(model, x), 1e-4)
+    _close(got["jacob_cov"], ref_jacob_cov(model, x[:B]), 1e-3)
+
+
+@pytest.mark.parametrize("name", ["mlp"])
+def test_nwot_matches_torch_relu_hooks(name, samples):
+    # Module hooks see nn.ReLU calls only, so the model must have no functional ReLU; and no module called twice
+    # on one tensor (pooling_cnn): the exporter keeps one Relu node for both calls, the hooks count two.
+    x, y = samples
+    model = _model(name)
+    got = proxies.compute(["nwot"], model, x, y, batch_size=B)["nwot"]
+    _close(got, ref_nwot(model, x[:B]), 1e-9)
+
+
+def _nb201_twin(text: str, seed: int):
+    from test_nb201 import _twin_with_onnx_weights
+
+    from gradsign_rs.spaces import nb201
+
+    arch = nb201.Arch.parse(text)
+    model = nb201.build_onnx(arch, seed=seed)
+    return model, _twin_with_onnx_weights(model, arch.ops)
+
+
+ALL_CONV = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+MIXED = "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
+
+
+def test_synflow_rescales_where_float32_overflows(samples):
+    """The all-conv NB201 network overflows float32 at input scale 1: the rescaled value matches torch float64."""
+    x, _ = samples
+    model, twin = _nb201_twin(ALL_CONV, seed=3)
+    program = graphs.build_batch_program(
+        graphs.load_network(model), 1, loss="sum_logits", batchnorm="identity", absolute=True
+    )
+    unscaled = graphs.BatchSession(program).run(np.ones((1, 3, 32, 32), np.float32))
+    assert not np.isfinite(unscaled.loss)
+    got = proxies.compute(["synflow"], model, x, np.zeros(len(x), np.int64), batch_size=B)["synflow"]
+    _close(got, ref_synflow(twin, x), 1e-4)
+
+
+def test_nb201_network_batch_proxies_match_the_torch_twin(samples):
+    x, y = samples
+    model, twin = _nb201_twin(MIXED, seed=5)
+    got = proxies.compute(["grad_norm", "snip", "fisher", "nwot", "jacob_cov"], model, x, y, batch_size=B)
+    xb, yb = x[:B], y[:B]
+    _close(got["grad_norm"], ref_grad_norm(twin, xb, yb), 1e-4)
+    _close(got["snip"], ref_snip(twin, xb, yb), 1e-4)
+    _close(got["fisher"], ref_fisher(twin, xb, yb), 1e-3)
+    # A pre-activation within float32 noise of 0 may rectify differently in onnxruntime and torch.
+    _close(got["nwot"], ref_nwot(twin, xb), 1e-6)
+    _close(got["jacob_cov"], ref_jacob_cov(twin, xb), 1e-3)
+
+
+def test_params_and_flops_count_the_graph(samples):
+    x, y = samples
+    model = _model("residual_cnn")
+    got = proxies.compute(["params", "flops"], model, x, y, batch_size=B)
+    assert got["params"] == sum(p.numel() for p in model.parameters())
+    # stem 3->16 3x3, two 16->16 3x3 and the dead 16->16 1x1 at 32x32, then the 16->10 head.
+    assert got["flops"] == 32 * 32 * 16 * (3 * 9 + 2 * 16 * 9 + 16) + 16 * 10
+
+
+@pytest.mark.skipif(not CIFAR10_TRAIN.is_file(), reason="needs the shared NAS-Bench-201 data")
+def test_params_of_nb201_networks_equal_the_published_counts(samples):
+    from gradsign_rs.data import data_root
+    from gradsign_rs.spaces import nb201
+
+    x, y = samples
+    peer = pd.read_csv(data_root() / "nb201" / "peer_proxies_cifar10.csv", usecols=["arch_str", "params"], nrows=3)
+    for arch, published in zip(peer["arch_str"], peer["params"]):
+        got = proxies.compute(["params"], nb201.build_onnx(arch), x, y, batch_size=B)["params"]
+        assert got == round(published * 1e6)
+
+
+def test_gradsign_proxy_is_the_engine_score(samples):
+    import gradsign_rs
+
+    x, y = samples
+    model = from_torch(_model("pooling_cnn"), x[:1])
+    assert proxies.compute(["gradsign"], model, x, y)["gradsign"] == gradsign_rs.score(model, x, y).value
+
+
+# ---- sharing, selection by name, errors ----
+
+
+def test_one_workspace_builds_each_program_once(samples, monkeypatch):
+    x, y = samples
+    built = []
+    original = graphs.build_batch_program
+
+    def counting(*args, **kwargs):
+        built.append((kwargs.get("loss", "cross_entropy"), kwargs.get("relu_masks", False)))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(graphs, "build_batch_program", counting)
+    names = ["grad_norm", "snip", "grasp", "fisher", "nwot", "zico"]
+    proxies.compute(names, _model("pooling_cnn"), x, y, batch_size=B)
+    # One training program for all six; grasp's perturbed passes add the ReLU-frozen twin, built once for both.
+    assert built == [("cross_entropy", False), ("cross_entropy", True)]
+
+
+def test_compute_is_deterministic_and_keeps_the_order_asked(samples):
+    x, y = samples
+    model = from_torch(_model("residual_cnn"), x[:1])
+    names = ["synflow", "grad_norm", "nwot", "params"]
+    first = proxies.compute(names, model, x, y, batch_size=B)
+    assert list(first) == names
+    assert proxies.compute(",".join(names), model, x, y, batch_size=B) == first
+
+
+def test_bad_requests_are_clear_errors(samples):
+    x, y = samples
+    model = _model("mlp")
+    with pytest.raises(GradSignError, match="unknown proxies"):
+        proxies.compute(["synflow", "naswot"], model, x, y)
+    with pytest.raises(GradSignError, match="zico needs at least 2 batches"):
+        proxies.compute(["zico"], model, x, y, batch_size=len(x))
+    with pytest.raises(GradSignError, match="needs 32 samples"):
+        proxies.compute(["grad_norm"], model, x, y, batch_size=32)
+    with pytest.raises(GradSignError, match="labels"):
+        proxies.compute(["grad_norm"], model, x, y.astype(np.float32), batch_size=B)
+
+
+# ---- ensemble ----
+
+
+def test_ensemble_ranks_and_orientation():
+    table = {"up": np.array([1.0, 2.0, 3.0, 4.0]), "down": np.array([40.0, 30.0, 20.0, np.nan])}
+    rule = ens.EnsembleRule(("up", "down"), (1, -1))
+    values = ens.ensemble(table, rule)
+    # down's ranks among its 3 finite values: 3/3, 2/3, 1/3; the NaN network keeps up's rank only.
+    np.testing.assert_allclose(values, [(0.25 - 1.0) / 2, (0.5 - 2 / 3) / 2, (0.75 - 1 / 3) / 2, 1.0])
+
+
+def test_ensemble_fit_uses_the_training_split_only():
+    rng = np.random.default_rng(0)
+    n = 400
+    truth = rng.standard_normal(n)
+    table = {
+        "good": truth + 0.3 * rng.standard_normal(n),
+        "inverted": -truth + 0.6 * rng.standard_normal(n),
+        "noise": rng.standard_normal(n),
+    }
+    train, evaluation = ens.split(n, 0.25, seed=1)
+    assert set(train).isdisjoint(evaluation) and len(train) + len(evaluation) == n
+    rule = ens.fit(table, truth, train)
+    assert rule.proxies[0] == "good" and "noise" not in rule.proxies
+    assert dict(zip(rule.proxies, rule.signs)).get("inverted", -1) == -1
+    # Poisoning the evaluation rows of the target changes nothing in the fit.
+    poisoned = truth.copy()
+    poisoned[evaluation] = rng.standard_normal(evaluation.size)
+    assert ens.fit(table, poisoned, train) == rule
+    combined = ens.spearman(ens.ensemble({k: v[evaluation] for k, v in table.items()}, rule), truth[evaluation])
+    assert combined >= ens.spearman(table["good"][evaluation], truth[evaluation]) - 0.02
+
+
+# ---- batch runner ----
+
+pytestmark_data = pytest.mark.skipif(not CIFAR10_TRAIN.is_file(), reason="needs the shared NAS-Bench-201 data")
+
+
+@pytestmark_data
+def test_batch_with_proxies_adds_columns_and_resumes(tmp_path):
+    from gradsign_rs.batch import COLUMNS, BatchConfig, resolve_archs, run_batch
+
+    settings = dict(space="nb201", data=str(CIFAR10_TRAIN), normalize="cifar10", num_classes=10, n=8, seed=42)
+    default = BatchConfig(**settings)
+    assert default.columns == COLUMNS and "proxies" not in default.to_json()
+    config = BatchConfig(**settings, proxies=("gradsign", "synflow", "params"), proxy_batch_size=4)
+    out = tmp_path / "p.csv"
+    jobs = resolve_archs("sample:2", sample_seed=3)
+    run_batch(config, jobs[:1], out, progress=False)
+    summary = run_batch(config, jobs, out, progress=False)
+    assert (summary.scored, summary.skipped) == (1, 1)
+    table = pd.read_csv(out)
+    assert tuple(table.columns) == ("index", "arch", "score", "mean", "n_weights", "n_samples", "synflow", "params", "seconds")
+    meta = json.loads((tmp_path / "p.csv.meta.json").read_text())
+    assert meta["proxies"] == ["gradsign", "synflow", "params"] and meta["proxy_batch_size"] == 4
+    with pytest.raises(GradSignError, match="other settings"):
+        run_batch(default, jobs, out, progress=False)
