@@ -373,3 +373,35 @@ def test_batch_with_proxies_adds_columns_and_resumes(tmp_path):
     assert meta["proxies"] == ["gradsign", "synflow", "params"] and meta["proxy_batch_size"] == 4
     with pytest.raises(GradSignError, match="other settings"):
         run_batch(default, jobs, out, progress=False)
+
+
+# ---- validation against published values ----
+
+
+def test_validation_compares_each_shared_proxy_by_rank(tmp_path):
+    from gradsign_rs.cli import main
+    from gradsign_rs.proxies import validation
+
+    rng = np.random.default_rng(0)
+    index = np.arange(50)
+    truth = pd.Series(rng.standard_normal(50), index=index)
+    published = pd.DataFrame({"jacov": truth * 3 + 0.1 * rng.standard_normal(50), "snip": rng.standard_normal(50)}, index=index)
+    # ours: jacob_cov a monotone transform of the published one; snip unrelated; zico has no published column.
+    ours = pd.DataFrame({"jacob_cov": np.exp(published["jacov"]), "snip": rng.standard_normal(50), "zico": truth}, index=index)
+    ours.loc[3, "snip"] = np.inf  # non-finite values are left out, not ranked
+    rows = {r.proxy: r for r in validation.compare(ours, published, truth)}
+    assert set(rows) == {"jacob_cov", "snip"}
+    assert rows["jacob_cov"].spearman_vs_published == pytest.approx(1.0) and rows["jacob_cov"].passes
+    assert rows["snip"].n == 49 and not rows["snip"].passes
+    assert rows["jacob_cov"].ours_vs_target == pytest.approx(rows["jacob_cov"].published_vs_target)
+
+    ours.index.name = published.index.name = "index"
+    truth_table = pd.DataFrame({"c10valid_test_200ep": truth}, index=index).rename_axis("index")
+    for frame, name in ((ours, "ours.csv"), (published, "published.csv"), (truth_table, "truth.csv")):
+        frame.to_csv(tmp_path / name)
+    argv = ["validate", str(tmp_path / "ours.csv"), "--published", str(tmp_path / "published.csv"),
+            "--truth", str(tmp_path / "truth.csv"), "--report", str(tmp_path / "report")]
+    assert main(argv) == 1  # snip fails the 0.9 bar
+    assert "| jacob_cov | 50 | 1.0000" in (tmp_path / "report" / "validation.md").read_text()
+    with pytest.raises(GradSignError, match="no proxy column"):
+        validation.compare(ours[["zico"]], published, truth)

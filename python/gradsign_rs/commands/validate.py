@@ -1,0 +1,42 @@
+"""`gradsign validate RESULTS.csv`: this project's proxies against published values on the same architectures."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from gradsign_rs.data import data_root
+from gradsign_rs.truth import read_table
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="rank agreement of proxy columns with published values (NAS-Bench-Suite-Zero)",
+        description=__doc__,
+    )
+    parser.add_argument("results", metavar="RESULTS.csv", help="a `gradsign batch --proxies ...` table")
+    parser.add_argument("--published", default=None, metavar="FILE.csv",
+                        help="published values (default: nb201/peer_proxies_cifar10.csv in $GRADSIGN_DATA)")
+    parser.add_argument("--truth", default=None, metavar="TRUTH.csv",
+                        help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA)")
+    parser.add_argument("--target", default="c10valid_test_200ep", help="accuracy column (default c10valid_test_200ep)")
+    parser.add_argument("--report", default=None, metavar="DIR", help="write validation.md and validation.json here")
+    parser.add_argument("--notes", default="", help="a paragraph for the report")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from gradsign_rs.proxies import PROXIES
+    from gradsign_rs.proxies.validation import compare, markdown, write_report
+
+    ours = read_table(args.results)
+    ours = ours[[c for c in ours.columns if c in PROXIES]]
+    published = read_table(args.published or data_root() / "nb201" / "peer_proxies_cifar10.csv")
+    truth = read_table(args.truth or data_root() / "nb201" / "nb201_cifar10.csv", columns=[args.target])[args.target]
+    rows = compare(ours, published, truth)
+    print(markdown(rows, target=args.target, source=args.results), end="")
+    if args.report:
+        write_report(rows, Path(args.report), target=args.target, source=Path(args.results).name, notes=args.notes)
+        print(f"report written to {args.report}")
+    return 0 if all(r.passes for r in rows) else 1
