@@ -8,12 +8,10 @@ Failures are recorded in `<results>.errors.jsonl` (not in the results) and tried
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import dataclasses
 import io
 import json
-import multiprocessing
 import os
 import time
 import traceback
@@ -23,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from gradsign_rs._core import GradSignError
+from gradsign_rs.processes import imap_unordered
 
 COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds")
 DEFAULT_PROXIES = ("gradsign",)
@@ -316,16 +315,4 @@ def _execute(config: BatchConfig, todo: list[Job], workers: int):
         for job in todo:
             yield _score_job(job)
         return
-    # spawn: workers start clean (no inherited onnxruntime thread pools or tqdm monitor threads).
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(config,)
-    ) as pool:
-        futures = [pool.submit(_score_job, job) for job in todo]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    yield from imap_unordered(_score_job, todo, workers=workers, initializer=_init_worker, initargs=(config,))

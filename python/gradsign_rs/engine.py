@@ -241,6 +241,22 @@ def check_inputs(program: GradientProgram, inputs: np.ndarray, labels: np.ndarra
     )
 
 
+def deterministic_session(graph: bytes, provider: str, what: str) -> object:
+    """A single-threaded onnxruntime session with deterministic kernels: the float summation order, and so every
+    sign and score, is the same on every run and for any number of lanes. `what` names the graph in errors."""
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.use_deterministic_compute = True
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(graph, options, providers=[provider_name(provider)])
+    except GradSignError:
+        raise
+    except Exception as exc:
+        raise GradSignError(f"{what}: onnxruntime cannot load it: {exc}") from exc
+
+
 class GradientSource:
     """One onnxruntime session over a gradient program, run one sample at a time.
 
@@ -250,17 +266,7 @@ class GradientSource:
     """
 
     def __init__(self, program: GradientProgram, *, provider: str = "cpu"):
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.use_deterministic_compute = True
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(program.graph, options, providers=[provider_name(provider)])
-        except GradSignError:
-            raise
-        except Exception as exc:
-            raise GradSignError(f"{program.source}: onnxruntime cannot load the gradient graph: {exc}") from exc
+        self._session = deterministic_session(program.graph, provider, f"{program.source}: the gradient graph")
         self.program = program
         outputs = {o.name for o in self._session.get_outputs()}
         for weight in program.weights:

@@ -31,7 +31,6 @@ from onnx import helper, numpy_helper
 from gradsign_rs import engine
 from gradsign_rs import model as gm
 from gradsign_rs._core import GradSignError
-from gradsign_rs._ort import ort, provider_name
 
 PROBE_SUFFIX = ".proxy_probe"
 MASK_SUFFIX = ".proxy_relu_mask"
@@ -315,17 +314,7 @@ class BatchSession:
     """An onnxruntime session over a BatchProgram: single-threaded and deterministic, as the GradSign engine."""
 
     def __init__(self, program: BatchProgram, *, provider: str = "cpu"):
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.use_deterministic_compute = True
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        try:
-            self._session = ort.InferenceSession(program.graph, options, providers=[provider_name(provider)])
-        except GradSignError:
-            raise
-        except Exception as exc:
-            raise GradSignError(f"{program.source}: onnxruntime cannot load the batch gradient graph: {exc}") from exc
+        self._session = engine.deterministic_session(program.graph, provider, f"{program.source}: the batch gradient graph")
         self.program = program
         self._relu_outputs = list(dict.fromkeys(program.relu_inputs))
         self._outputs = [engine.LOSS, program.logits, *self._relu_outputs, *(f"{t}_grad" for t in program.gradients_of)]

@@ -6,14 +6,13 @@ the fly) the same spec gives the same result on any machine.
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import multiprocessing
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
 from gradsign_rs._core import GradSignError
+from gradsign_rs.processes import imap_unordered
 from gradsign_rs.search.benchmark import FINAL_COLUMNS, BudgetExhausted, NB201Table, Simulator
 from gradsign_rs.search.bohb import bohb
 from gradsign_rs.search.proxy import Assistant, OnTheFlyGradSign, ProxyScores, ProxyTable
@@ -173,19 +172,9 @@ def run_many(settings: SearchSettings, specs: Iterable[RunSpec], *, workers: int
         for spec in specs:
             yield context.run(spec)
         return
-    # spawn: workers start clean (no inherited onnxruntime thread pools or tqdm monitor threads).
-    mp_context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=mp_context, initializer=_init_worker, initargs=(settings, proxies)
-    ) as pool:
-        futures = [pool.submit(_run_in_worker, spec) for spec in specs]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    yield from imap_unordered(
+        _run_in_worker, specs, workers=workers, initializer=_init_worker, initargs=(settings, proxies)
+    )
 
 
 def scores_id(settings: SearchSettings, proxies: Iterable[str]) -> str:
