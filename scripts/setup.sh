@@ -28,5 +28,10 @@ extras="test"
 "${pip[@]}" install maturin
 # Stale extension builds are never imported by accident: maturin replaces the installed one.
 find python/gradsign_rs -name '_core*.so' -delete
-VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --release --quiet ${extras:+--extras "$extras"} 2>&1 | grep -v '^📦\|^🔗\|^🐍\|^💻' || true
+log=$(mktemp)
+if ! VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --release --quiet ${extras:+--extras "$extras"} >"$log" 2>&1; then
+  cat "$log" >&2; rm -f "$log"
+  echo "setup: building the Rust core (maturin develop) failed: see the output above" >&2; exit 1
+fi
+rm -f "$log"
 "$venv/bin/python" -c 'import gradsign_rs; print("gradsign-rs", gradsign_rs.__version__, "installed in '"$venv"'")'
