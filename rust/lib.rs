@@ -2,6 +2,8 @@
 //! feature, the thin PyO3 layer in `bindings/` that converts types, maps errors and releases the GIL.
 
 pub mod accumulator;
+pub mod rank;
+pub mod resample;
 
 #[cfg(feature = "python")]
 mod bindings;

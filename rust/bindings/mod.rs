@@ -4,6 +4,7 @@ use pyo3::prelude::*;
 
 mod accumulator;
 mod pool;
+mod stats;
 
 pyo3::create_exception!(
     gradsign_rs._core,
@@ -17,5 +18,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("GradSignError", m.py().get_type::<GradSignError>())?;
     accumulator::register(m)?;
+    stats::register(m)?;
     Ok(())
 }
