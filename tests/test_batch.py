@@ -119,6 +119,27 @@ def test_killed_cli_run_resumes_to_exactly_once(tmp_path):
     assert merged.equals(rows(reference).set_index("index")["score"].sort_index())
 
 
+def test_workers_exit_when_only_the_parent_is_killed(tmp_path):
+    out = tmp_path / "r.csv"
+    command = [sys.executable, "-m", "gradsign_rs", "batch", "--archs", "sample:40", "--n", "4", "--workers", "2",
+               "--out", str(out), "--no-progress", "--data", str(CIFAR10_TRAIN)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
+        time.sleep(0.05)
+    group = [int(p) for p in subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()]
+    assert len(group) >= 3, "the parent and its two workers"
+    process.kill()  # the parent alone, as an OOM killer or `kill -9 PID` would
+    process.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(os.path.exists(f"/proc/{pid}") for pid in group if pid != process.pid):
+        time.sleep(0.1)
+    left = [pid for pid in group if pid != process.pid and os.path.exists(f"/proc/{pid}")]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"workers {left} outlived their parent"
+
+
 def test_arch_files_and_bad_specs(tmp_path):
     listing = tmp_path / "archs.txt"
     listing.write_text("# two networks\n0\n|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|\n")

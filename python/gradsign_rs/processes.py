@@ -3,12 +3,27 @@
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
 import multiprocessing
+import signal
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGTERM when its parent dies, so a killed job leaves no idle workers."""
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+def _start_worker(initializer: Callable[..., Any], *initargs: Any) -> None:
+    _die_with_parent()
+    initializer(*initargs)
 
 
 def imap_unordered(
@@ -24,7 +39,7 @@ def imap_unordered(
     # spawn: workers start clean (no inherited onnxruntime thread pools or tqdm monitor threads).
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=initializer, initargs=initargs
+        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(initializer, *initargs)
     ) as pool:
         futures = [pool.submit(function, item) for item in items]
         try:
