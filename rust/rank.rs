@@ -5,7 +5,10 @@
 //! final ratio is rounded. Values become narrow integer sort keys (the float bits that vary, or dense ranks
 //! found by hashing when there are few distinct values) sorted by LSD radix passes. Kendall's tau follows
 //! Knight (1966): y's ranks put in (x, y) order, whose inversions are the discordant pairs, counted in
-//! O(n log n) by merge sort, or by a Fenwick tree when y has few distinct values.
+//! O(n log n) by merge sort, or by a Fenwick tree when y has few distinct values. From 2^16 pairs on, both
+//! variables are ranked on two threads, and when one has at most 2^16 distinct values the rows are grouped by
+//! the other with a counting sort and a Fenwick tree over the first counts the discordant pairs, the two
+//! halves of the groups on two threads.
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
@@ -239,41 +242,80 @@ const HASH_MAX_DISTINCT: usize = 1 << 14;
 /// Order-preserving dense ranks (and their number) of NaN-free `values` found with a hash table, or None once
 /// more than `limit` distinct values turn up. O(n + k log k) for k distinct values.
 fn dense_ranks_by_hash(values: &[f64], limit: usize) -> Option<(Vec<u32>, usize)> {
-    // Load factor <= 1/2. Key 0 marks an empty slot: sort_key never returns it for a non-NaN value.
-    let bits = (2 * limit.max(1)).next_power_of_two().trailing_zeros();
-    let mut slots = vec![(0u64, 0u32); 1 << bits];
+    let mut table = KeyTable::with_bits(10);
     let mut distinct: Vec<u64> = Vec::new();
     let mut ids = Vec::with_capacity(values.len());
     for &v in values {
         let key = sort_key(v);
-        // Fibonacci hashing: the high bits of key * 2^64 / phi.
-        let mut slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize;
-        loop {
-            let (k, id) = slots[slot];
-            if k == key {
-                ids.push(id);
-                break;
-            }
-            if k == 0 {
-                if distinct.len() == limit {
-                    return None;
-                }
-                slots[slot] = (key, distinct.len() as u32);
-                ids.push(distinct.len() as u32);
-                distinct.push(key);
-                break;
-            }
-            slot = (slot + 1) & ((1 << bits) - 1);
+        let slot = table.slot_of(key);
+        let (k, id) = table.slots[slot];
+        if k == key {
+            ids.push(id);
+            continue;
+        }
+        if distinct.len() == limit {
+            return None;
+        }
+        table.slots[slot] = (key, distinct.len() as u32);
+        ids.push(distinct.len() as u32);
+        distinct.push(key);
+        if table.is_crowded(distinct.len()) {
+            table = KeyTable::of_keys(&distinct, table.bits + 1);
         }
     }
-    let mut by_key: Vec<u32> = (0..distinct.len() as u32).collect();
-    by_key.sort_unstable_by_key(|&id| distinct[id as usize]);
+    // Keys are distinct: sorting (key, id) pairs by key needs no lookup per comparison.
+    let mut by_key: Vec<(u64, u32)> = distinct.iter().zip(0u32..).map(|(&key, id)| (key, id)).collect();
+    by_key.sort_unstable_by_key(|&(key, _)| key);
     let mut rank_of_id = vec![0u32; distinct.len()];
-    for (rank, &id) in by_key.iter().enumerate() {
+    for (rank, &(_, id)) in by_key.iter().enumerate() {
         rank_of_id[id as usize] = rank as u32;
     }
     ids.iter_mut().for_each(|id| *id = rank_of_id[*id as usize]);
     Some((ids, distinct.len()))
+}
+
+/// An open-addressing table of (sort key, id), sized to the distinct keys seen so far: a table sized for the
+/// limit up front would leave L2 and cost a large zeroed allocation per call.
+struct KeyTable {
+    /// Key 0 marks an empty slot: sort_key never returns it for a non-NaN value.
+    slots: Vec<(u64, u32)>,
+    bits: u32,
+}
+
+impl KeyTable {
+    fn with_bits(bits: u32) -> Self {
+        Self { slots: vec![(0, 0); 1 << bits], bits }
+    }
+
+    /// A table of `2^bits` slots holding `keys`, each with its position as id.
+    fn of_keys(keys: &[u64], bits: u32) -> Self {
+        let mut table = Self::with_bits(bits);
+        for (id, &key) in keys.iter().enumerate() {
+            let slot = table.slot_of(key);
+            table.slots[slot] = (key, id as u32);
+        }
+        table
+    }
+
+    /// Linear probing stays short up to this load (5/8): e.g. 10k distinct values fit 2^14 slots (256 KiB).
+    fn is_crowded(&self, keys: usize) -> bool {
+        8 * keys > 5 * self.slots.len()
+    }
+
+    /// The slot holding `key`, or the empty slot where it goes.
+    #[inline(always)]
+    fn slot_of(&self, key: u64) -> usize {
+        let mask = self.slots.len() - 1;
+        // Fibonacci hashing: the high bits of key * 2^64 / phi.
+        let mut slot = (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - self.bits)) as usize;
+        loop {
+            let k = self.slots[slot].0;
+            if k == key || k == 0 {
+                return slot;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
 }
 
 /// One variable's values as order-preserving integer sort keys, as few bits wide as cheaply possible.
@@ -286,10 +328,15 @@ enum SortKeys<'a> {
 
 impl<'a> SortKeys<'a> {
     fn new(values: &'a [f64]) -> Self {
+        Self::hashing_up_to(values, values.len() / 8)
+    }
+
+    /// Keys, by hashing when there are at most `max_distinct` distinct values (and at most HASH_MAX_DISTINCT).
+    fn hashing_up_to(values: &'a [f64], max_distinct: usize) -> Self {
         let bits = KeyCompressor::of(values);
         // Narrow keys sort in one or two passes anyway, and short inputs by comparison.
         if bits.width() > 16 && values.len() >= RADIX_MIN {
-            let limit = HASH_MAX_DISTINCT.min(values.len() / 8);
+            let limit = HASH_MAX_DISTINCT.min(max_distinct);
             if let Some((ranks, distinct)) = dense_ranks_by_hash(values, limit) {
                 return Self::Dense(ranks, distinct);
             }
@@ -337,6 +384,23 @@ impl RankedVariable {
 
     fn sorted_positions<T: PairItem>(keys: &SortKeys<'_>, n: usize) -> Vec<T> {
         sort_items((0..n).map(|pos| T::pair(keys.key(pos), pos as u64)).collect(), keys.width())
+    }
+
+    /// Dense ranks of NaN-free values and their number: by hashing up to a third of n distinct values (a failed
+    /// attempt then costs at most a third of a hashing pass), else by radix sort.
+    fn dense_ranks(values: &[f64]) -> (Vec<u32>, usize) {
+        match SortKeys::hashing_up_to(values, values.len() / 3) {
+            SortKeys::Dense(ranks, distinct) => (ranks, distinct),
+            keys => {
+                let ranked = if keys.width() <= 32 {
+                    Self::from_sorted(&Self::sorted_positions::<u64>(&keys, values.len()))
+                } else {
+                    Self::from_sorted(&Self::sorted_positions::<(u64, u64)>(&keys, values.len()))
+                };
+                let distinct = ranked.n_ranks();
+                (ranked.ranks, distinct)
+            }
+        }
     }
 
     /// From (key, position) items in key order.
@@ -464,6 +528,156 @@ impl PairCounts {
     }
 }
 
+impl PairCounts {
+    /// The counts with x and y swapped.
+    fn transposed(self) -> Self {
+        Self { x_ties: self.y_ties, y_ties: self.x_ties, x_distinct: self.y_distinct, y_distinct: self.x_distinct, ..self }
+    }
+}
+
+/// Below this many observations a second thread costs more than it saves.
+const PARALLEL_MIN: usize = 1 << 16;
+
+/// `(a(), b())`, on two threads when `n` is large enough to pay for it: in the caller's rayon pool when called
+/// from one (its thread count holds), else on a scoped thread (a library never starts the global pool).
+fn on_two_threads<A: Send, B: Send>(n: usize, a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |c| c.get()));
+    if n < PARALLEL_MIN || cores < 2 {
+        return (a(), b());
+    }
+    if rayon::current_thread_index().is_some() {
+        return rayon::join(a, b);
+    }
+    std::thread::scope(|scope| {
+        let second = scope.spawn(b);
+        let first = a();
+        (first, second.join().expect("a rank-statistics thread panicked"))
+    })
+}
+
+/// Per rank, how many observations have it.
+fn rank_counts(ranks: &[u32], distinct: usize) -> Vec<u32> {
+    let mut counts = vec![0u32; distinct];
+    ranks.iter().for_each(|&r| counts[r as usize] += 1);
+    counts
+}
+
+/// Pairs inside groups of these sizes: Σ c (c - 1) / 2.
+fn pairs_within(counts: &[u32]) -> u64 {
+    counts.iter().map(|&c| c as u64 * (c as u64).saturating_sub(1) / 2).sum()
+}
+
+/// Where each rank's group starts in rank order, with n appended.
+fn group_starts(counts: &[u32]) -> Vec<u32> {
+    let mut starts = Vec::with_capacity(counts.len() + 1);
+    let mut total = 0u32;
+    starts.push(0);
+    for &c in counts {
+        total += c;
+        starts.push(total);
+    }
+    starts
+}
+
+/// Kendall's pair counts from dense ranks, y with at most FENWICK_MAX_RANKS. The x groups are split in two
+/// halves of about n / 2 rows, counted on two threads when n is large; each half puts its y ranks in x order
+/// by a counting sort and counts with a Fenwick tree, and the pairs across halves come from their y histograms.
+fn kendall_dense(x: &[u32], x_counts: &[u32], y: &[u32], y_counts: &[u32]) -> PairCounts {
+    let n = x.len();
+    let starts = group_starts(x_counts);
+    let split = if n >= PARALLEL_MIN { starts.partition_point(|&s| (s as usize) < n / 2) } else { x_counts.len() };
+    let count_half = |groups: std::ops::Range<usize>| HalfCounts::of(x, y, &starts, groups, y_counts.len());
+    let (low, high) = on_two_threads(n, || count_half(0..split), || count_half(split..x_counts.len()));
+    PairCounts {
+        n: n as u64,
+        x_ties: pairs_within(x_counts),
+        y_ties: pairs_within(y_counts),
+        joint_ties: low.joint_ties + high.joint_ties,
+        discordant: low.discordant + high.discordant + discordant_across(&low.y_histogram, &high.y_histogram),
+        x_distinct: x_counts.len() as u64,
+        y_distinct: y_counts.len() as u64,
+    }
+}
+
+/// Pairs (a row of the lower x half, a row of the higher) whose y ranks fall: Σ_y high[y] · #(low above y).
+fn discordant_across(low: &[u32], high: &[u32]) -> u64 {
+    let mut above = 0u64;
+    let mut pairs = 0u64;
+    for (&l, &h) in low.iter().zip(high).rev() {
+        pairs += h as u64 * above;
+        above += l as u64;
+    }
+    pairs
+}
+
+/// Kendall's counts among the rows of a range of x groups.
+struct HalfCounts {
+    discordant: u64,
+    joint_ties: u64,
+    /// Per y rank, how many of the rows have it.
+    y_histogram: Vec<u32>,
+}
+
+impl HalfCounts {
+    /// Counts of the rows whose x rank is in `groups`; `starts` are the x groups' starts (n appended).
+    fn of(x: &[u32], y: &[u32], starts: &[u32], groups: std::ops::Range<usize>, y_distinct: usize) -> Self {
+        let base = starts[groups.start];
+        let y_by_x = y_ranks_in_x_order(x, y, &starts[groups.start..=groups.end], groups.start as u32);
+        let local_starts: Vec<u32> = starts[groups.start..=groups.end].iter().map(|&s| s - base).collect();
+        let mut counts = Self { discordant: 0, joint_ties: 0, y_histogram: vec![0; y_distinct] };
+        counts.count_groups(&y_by_x, &local_starts);
+        counts
+    }
+
+    /// Each group adds the earlier groups' y ranks above its own (discordant pairs), read from a Fenwick tree
+    /// over y, and its own equal y ranks (joint ties).
+    fn count_groups(&mut self, y_by_x: &[u32], starts: &[u32]) {
+        let mut tree = Fenwick::new(self.y_histogram.len());
+        // Per y rank, how many of the current group have it so far; back to zero after each group.
+        let in_group = &mut self.y_histogram;
+        for bounds in starts.windows(2) {
+            let (start, end) = (bounds[0], bounds[1]);
+            let group = &y_by_x[start as usize..end as usize];
+            for &y in group {
+                self.discordant += (start - tree.prefix(y)) as u64;
+                self.joint_ties += in_group[y as usize] as u64;
+                in_group[y as usize] += 1;
+            }
+            for &y in group {
+                tree.add(y, 1);
+                in_group[y as usize] = 0;
+            }
+        }
+        // The histogram of the rows seen, for the pairs across halves.
+        for (r, h) in in_group.iter_mut().enumerate() {
+            *h = tree.prefix(r as u32) - if r == 0 { 0 } else { tree.prefix(r as u32 - 1) };
+        }
+    }
+}
+
+/// The y ranks of the rows whose x rank is among the groups starting at `starts[..len - 1]` (ranks from
+/// `first`), put in x order by a counting sort (order inside a group does not matter). Other rows are written
+/// to a spare last slot and not counted, without a branch: which rows belong is unpredictable.
+fn y_ranks_in_x_order(x: &[u32], y: &[u32], starts: &[u32], first: u32) -> Vec<u32> {
+    let base = starts[0];
+    let len = (starts[starts.len() - 1] - base) as usize;
+    let groups = starts.len() as u32 - 1;
+    let mut next: Vec<u32> = starts[..groups as usize].iter().map(|&s| s - base).collect();
+    next.push(len as u32); // the spare slot, for rows of other groups
+    let mut out = vec![0u32; len + 1];
+    for (&xr, &yr) in x.iter().zip(y) {
+        let local = xr.wrapping_sub(first);
+        let mine = local < groups;
+        let group = if mine { local } else { groups } as usize;
+        let slot = next[group];
+        out[slot as usize] = yr;
+        next[group] = slot + mine as u32;
+    }
+    out.truncate(len);
+    out
+}
+
 /// Counts runs of equal items in a stream: the number of runs and the pairs inside them.
 #[derive(Default)]
 struct RunCounter {
@@ -491,12 +705,39 @@ impl RunCounter {
 /// sequential walks, with no random access.
 fn kendall_pair_counts(x: &[f64], y: &[f64]) -> Result<PairCounts, RankError> {
     check_len(x.len())?;
+    // On one thread the grouped count measured no faster than Knight's sorts (n = 15625, NAS-like ties).
+    if x.len() >= PARALLEL_MIN {
+        return Ok(kendall_ranked(x, y));
+    }
     let (x_keys, y_keys) = (SortKeys::new(x), SortKeys::new(y));
     match (x_keys.width() <= 32, y_keys.width() <= 32) {
         (true, true) => Ok(kendall_sorted::<u64, u64>(&x_keys, &y_keys, x.len())),
         (true, false) => Ok(kendall_sorted::<(u64, u64), u64>(&x_keys, &y_keys, x.len())),
         (false, _) => Ok(kendall_sorted::<(u64, u64), (u64, u64)>(&x_keys, &y_keys, x.len())),
     }
+}
+
+/// Kendall's pair counts from dense ranks of both variables, found on two threads: by `kendall_dense`, or
+/// when both have more than FENWICK_MAX_RANKS distinct values by Knight's sorts of the ranks.
+fn kendall_ranked(x: &[f64], y: &[f64]) -> PairCounts {
+    let ranked = |values| {
+        let (ranks, distinct) = RankedVariable::dense_ranks(values);
+        let counts = rank_counts(&ranks, distinct);
+        (ranks, counts)
+    };
+    let ((x_ranks, x_counts), (y_ranks, y_counts)) = on_two_threads(x.len(), || ranked(x), || ranked(y));
+    // tau is symmetric in x and y: the Fenwick tree goes over the variable with fewer distinct values.
+    if y_counts.len().min(x_counts.len()) <= FENWICK_MAX_RANKS {
+        let counts = if y_counts.len() <= x_counts.len() {
+            kendall_dense(&x_ranks, &x_counts, &y_ranks, &y_counts)
+        } else {
+            kendall_dense(&y_ranks, &y_counts, &x_ranks, &x_counts).transposed()
+        };
+        return counts;
+    }
+    let (x_distinct, y_distinct) = (x_counts.len(), y_counts.len());
+    // Wide items: (x rank, y rank) keys may take 62 bits.
+    kendall_sorted::<(u64, u64), (u64, u64)>(&SortKeys::Dense(x_ranks, x_distinct), &SortKeys::Dense(y_ranks, y_distinct), x.len())
 }
 
 /// The input of the x sort, items (sort key, y rank), with y's tie counts. The sort key is x's key; when both
@@ -893,6 +1134,23 @@ mod tests {
             let fast = kendall_tau(&x, &y, TauVariant::B, NanPolicy::Omit).unwrap();
             let slow = tau_b_brute(&x, &y);
             assert!((fast - slow).abs() < 1e-12 || (fast.is_nan() && slow.is_nan()), "n={n}: {fast} vs {slow}");
+        }
+    }
+
+    #[test]
+    fn counts_from_ranks_on_two_threads_equal_knights_sorts_of_the_values() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(14);
+        let n = PARALLEL_MIN + 4321;
+        // Few distinct y (the tree over y), few distinct x (transposed), wide keys, a two-valued x, and both
+        // variables with too many distinct values for the tree (Knight's sorts of the ranks).
+        for (x_levels, y_levels) in [(3000, -40), (-25, 1_000_000), (0, 7), (2, 0), (0, 0)] {
+            let x = random_tied(&mut rng, n, x_levels);
+            let noise = random_tied(&mut rng, n, y_levels);
+            // Correlated, so that neither discordant nor concordant pairs dominate.
+            let y: Vec<f64> = x.iter().zip(&noise).map(|(&a, &b)| b + (a > 0.5) as i32 as f64 * 3.0).collect();
+            let fast = kendall_ranked(&x, &y);
+            let merged = kendall_sorted::<(u64, u64), (u64, u64)>(&SortKeys::new(&x), &SortKeys::new(&y), n);
+            assert_eq!(fast, merged, "levels {x_levels} {y_levels}");
         }
     }
 
