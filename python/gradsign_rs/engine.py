@@ -90,19 +90,26 @@ def _loss_graph(model: onnx.ModelProto, logits: str, live: set[str]) -> tuple[on
     logits_info = next(o for o in graph.output if o.name == logits)
     del graph.output[:]
     graph.output.extend([helper.make_tensor_value_info(LOSS, onnx.TensorProto.FLOAT, []), logits_info])
-    fed = set(live) | {
-        name for node in graph.node if node.op_type == "BatchNormalization" for name in node.input[1:5] if name
-    }
+    return model, feed_as_inputs(graph, set(live) | batchnorm_parameters(graph))
+
+
+def batchnorm_parameters(graph: onnx.GraphProto) -> set[str]:
+    """Scale, bias, mean and variance of every BatchNormalization node."""
+    return {name for node in graph.node if node.op_type == "BatchNormalization" for name in node.input[1:5] if name}
+
+
+def feed_as_inputs(graph: onnx.GraphProto, names: set[str]) -> dict[str, np.ndarray]:
+    """Move the named initializers to graph inputs (in place); returns their values, to be fed on every run."""
     values, kept = {}, []
     for tensor in graph.initializer:
-        if tensor.name in fed:
+        if tensor.name in names:
             values[tensor.name] = numpy_helper.to_array(tensor).copy()
             graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
         else:
             kept.append(tensor)
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    return model, values
+    return values
 
 
 def _build_gradient_graph(loss_model: bytes, live: set[str], source: str) -> bytes:

@@ -253,18 +253,7 @@ def build_batch_program(
     graph.output.extend([helper.make_tensor_value_info(engine.LOSS, onnx.TensorProto.FLOAT, []), logits_info])
     graph.output.extend(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in dict.fromkeys(relus))
     # As in the engine: differentiated weights and BatchNorm parameters become inputs (ORT merges equal initializers).
-    fed_names = set(live) | set(feed_also) | {
-        name for node in graph.node if node.op_type == "BatchNormalization" for name in node.input[1:5] if name
-    }
-    fed, kept = {}, []
-    for tensor in graph.initializer:
-        if tensor.name in fed_names:
-            fed[tensor.name] = numpy_helper.to_array(tensor).copy()
-            graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
-        else:
-            kept.append(tensor)
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
+    fed = engine.feed_as_inputs(graph, set(live) | set(feed_also) | engine.batchnorm_parameters(graph))
     if gradients_of == "weights":
         targets = tuple(sorted(live)) + tuple(p for node_probes in probe_map.values() for p, _ in node_probes)
     elif gradients_of == "input":
