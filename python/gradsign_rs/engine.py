@@ -210,28 +210,35 @@ def prepare(
 
 def check_inputs(program: GradientProgram, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Validate samples against the model's data input; returns C-contiguous arrays of the model's dtypes."""
-    inputs = np.asarray(inputs)
-    labels = np.asarray(labels)
-    if inputs.ndim == 0 or inputs.shape[0] == 0:
-        raise GradSignError(f"no samples: inputs have shape {inputs.shape}; GradSign needs at least one sample")
-    if not np.issubdtype(inputs.dtype, np.floating):
-        raise GradSignError(
-            f"inputs have dtype {inputs.dtype}; the model's input {program.data_input!r} takes "
-            f"{np.dtype(program.input_dtype).name} (normalise images first, e.g. with gradsign_rs.load_images)"
-        )
     dims = program.input_dims
-    if dims and (len(dims) != inputs.ndim or any(
-        isinstance(d, int) and d > 0 and d != s for d, s in zip(dims[1:], inputs.shape[1:])
-    )):
-        shown = tuple(d if isinstance(d, int) and d > 0 else "?" for d in dims)
-        raise GradSignError(
-            f"inputs of shape {inputs.shape} do not match the model's input {program.data_input!r} of shape {shown}"
-        )
     if dims and isinstance(dims[0], int) and dims[0] > 1:
         raise GradSignError(
             f"the model's input {program.data_input!r} has a fixed batch size {dims[0]}; per-sample gradients need "
             "batch 1: export it with a dynamic (or size-1) batch dimension"
         )
+    return check_samples(inputs, labels, data_input=program.data_input, dims=dims, dtype=program.input_dtype)
+
+
+def check_samples(
+    inputs: np.ndarray, labels: np.ndarray, *, data_input: str, dims: tuple[int | str | None, ...], dtype: type
+) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and labels checked against a data input of declared `dims` (batch first) and element `dtype`:
+    at least one sample, float inputs of matching shape without NaN/inf, one integer label >= 0 per sample.
+    Returns C-contiguous arrays of `dtype` and int64."""
+    inputs = np.asarray(inputs)
+    labels = np.asarray(labels)
+    if inputs.ndim == 0 or inputs.shape[0] == 0:
+        raise GradSignError(f"no samples: inputs have shape {inputs.shape}; at least one sample is needed")
+    if not np.issubdtype(inputs.dtype, np.floating):
+        raise GradSignError(
+            f"inputs have dtype {inputs.dtype}; the model's input {data_input!r} takes "
+            f"{np.dtype(dtype).name} (normalise images first, e.g. with gradsign_rs.load_images)"
+        )
+    if dims and (len(dims) != inputs.ndim or any(
+        isinstance(d, int) and d > 0 and d != s for d, s in zip(dims[1:], inputs.shape[1:])
+    )):
+        shown = tuple(d if isinstance(d, int) and d > 0 else "?" for d in dims)
+        raise GradSignError(f"inputs of shape {inputs.shape} do not match the model's input {data_input!r} of shape {shown}")
     if labels.shape != (inputs.shape[0],):
         raise GradSignError(f"labels have shape {labels.shape}, expected ({inputs.shape[0]},) to match the inputs")
     if not np.issubdtype(labels.dtype, np.integer):
@@ -242,10 +249,7 @@ def check_inputs(program: GradientProgram, inputs: np.ndarray, labels: np.ndarra
         raise GradSignError(f"inputs contain NaN or inf in {bad.size} sample(s), first at index {bad[0]}")
     if labels.min() < 0:
         raise GradSignError(f"labels must be >= 0, found {labels.min()} at index {int(np.argmin(labels))}")
-    return (
-        np.ascontiguousarray(inputs, dtype=program.input_dtype),
-        np.ascontiguousarray(labels, dtype=np.int64),
-    )
+    return np.ascontiguousarray(inputs, dtype=dtype), np.ascontiguousarray(labels, dtype=np.int64)
 
 
 def deterministic_session(graph: bytes, provider: str, what: str) -> object:

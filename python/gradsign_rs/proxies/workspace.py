@@ -13,6 +13,7 @@ import functools
 
 import numpy as np
 
+from gradsign_rs import engine
 from gradsign_rs._core import GradSignError
 from gradsign_rs.proxies import graphs
 
@@ -43,7 +44,9 @@ class Workspace:
         self.network = graphs.load_network(model, output=output)
         self.output = output
         self.provider = provider
-        self.inputs, self.labels = _check_samples(self.network, inputs, labels)
+        self.inputs, self.labels = engine.check_samples(
+            inputs, labels, data_input=self.network.data_input, dims=self.network.input_dims, dtype=np.float32
+        )
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise GradSignError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.batch_size = int(batch_size)
@@ -110,25 +113,3 @@ class Workspace:
         )
         result = graphs.BatchSession(program, provider=self.provider).run(self.batch(0)[0])
         return result.gradients[self.network.data_input].reshape(self.batch_size, -1)
-
-
-def _check_samples(network: graphs.Network, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    inputs, labels = np.asarray(inputs), np.asarray(labels)
-    if inputs.ndim == 0 or inputs.shape[0] == 0:
-        raise GradSignError(f"no samples: inputs have shape {inputs.shape}")
-    if not np.issubdtype(inputs.dtype, np.floating):
-        raise GradSignError(f"inputs have dtype {inputs.dtype}; the proxies need normalised float inputs")
-    dims = network.input_dims
-    if dims and (
-        len(dims) != inputs.ndim
-        or any(isinstance(d, int) and d > 0 and d != s for d, s in zip(dims[1:], inputs.shape[1:]))
-    ):
-        shown = tuple(d if isinstance(d, int) and d > 0 else "?" for d in dims)
-        raise GradSignError(f"inputs of shape {inputs.shape} do not match the model's input of shape {shown}")
-    if labels.shape != (inputs.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
-        raise GradSignError(f"labels must be integers of shape ({inputs.shape[0]},), got {labels.dtype} {labels.shape}")
-    if not np.isfinite(inputs).all():
-        raise GradSignError("inputs contain NaN or inf")
-    if labels.min() < 0:
-        raise GradSignError(f"labels must be >= 0, found {labels.min()}")
-    return np.ascontiguousarray(inputs, dtype=np.float32), np.ascontiguousarray(labels, dtype=np.int64)
