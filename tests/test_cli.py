@@ -60,3 +60,23 @@ def test_bad_input_exits_2_with_a_message(files, capsys):
 def test_python_dash_m_and_version():
     result = subprocess.run([sys.executable, "-m", "gradsign_rs", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("gradsign-rs ")
+
+
+def test_eval_restricted_to_a_sample(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from gradsign_rs.batch import resolve_archs
+    from gradsign_rs.cli import main
+
+    rng = np.random.default_rng(0)
+    truth = pd.DataFrame({"index": np.arange(100), "acc": rng.standard_normal(100)})
+    scores = truth.assign(score=truth["acc"] + rng.standard_normal(100))[["index", "score"]]
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    listing = tmp_path / "archs.txt"
+    listing.write_text("\n".join(str(i) for i in range(20)) + "\n")
+    assert main(["eval", str(tmp_path / "scores.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
+                 "--archs", str(listing), "--bootstrap", "0"]) == 0
+    assert "20 networks in both" in capsys.readouterr().out
+    assert [j.index for j in resolve_archs(str(listing))] == list(range(20))

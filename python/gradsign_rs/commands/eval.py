@@ -19,6 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--truth", required=True, metavar="TRUTH.csv", help="ground truth table, e.g. nb201_cifar10.csv")
     parser.add_argument("--target", required=True, action="append", help="accuracy column (repeat for several)")
     parser.add_argument("--on", default="index", help="column joining the two tables (default: index)")
+    parser.add_argument("--archs", default=None, metavar="SPEC",
+                        help="evaluate only these networks: sample:K (with --sample-seed) or a FILE, as gradsign batch")
+    parser.add_argument("--sample-seed", type=int, default=0, help="seed for --archs sample:K (default 0)")
     parser.add_argument("--score", default="score", help="score column (default: score)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
@@ -35,6 +38,13 @@ def run(args: argparse.Namespace) -> int:
     scores = read_table(args.results, on=args.on, columns=[args.score])
     truth = read_table(args.truth, on=args.on, columns=args.target)
     table = scores[[args.score]].join(truth[args.target], how="inner").dropna()
+    if args.archs:
+        from gradsign_rs.batch import resolve_archs
+
+        wanted = [job.index for job in resolve_archs(args.archs, sample_seed=args.sample_seed)]
+        table = table[table.index.isin(wanted)]
+        if len(table) < len(wanted):
+            print(f"note: {len(wanted) - len(table)} of the {len(wanted)} networks of {args.archs} are not scored yet")
     evaluations = [evaluate(table, t, score=args.score, bootstrap=args.bootstrap, seed=args.seed) for t in args.target]
     if args.report:
         title = args.title or f"GradSign evaluation: {Path(args.results).name}"
