@@ -97,14 +97,20 @@ def test_a_failing_network_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
     assert sorted(rows(out)["index"]) == sorted(j.index for j in jobs)
 
 
-def test_killed_cli_run_resumes_to_exactly_once(tmp_path):
-    out = tmp_path / "r.csv"
-    command = [sys.executable, "-m", "gradsign_rs", "batch", "--archs", "sample:12", "--n", "4", "--workers", "2",
+def _start_cli_batch(out, archs: str, lines: int) -> tuple[list[str], subprocess.Popen]:
+    """`gradsign batch` on 2 workers in its own process group, returned once `out` has `lines` lines."""
+    command = [sys.executable, "-m", "gradsign_rs", "batch", "--archs", archs, "--n", "4", "--workers", "2",
                "--out", str(out), "--no-progress", "--data", str(CIFAR10_TRAIN)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < lines):
         time.sleep(0.05)
+    return command, process
+
+
+def test_killed_cli_run_resumes_to_exactly_once(tmp_path):
+    out = tmp_path / "r.csv"
+    command, process = _start_cli_batch(out, "sample:12", 4)
     os.killpg(process.pid, signal.SIGKILL)  # the whole process group: the parent and its workers
     process.wait()
     partial = len(out.read_text().splitlines()) - 1
@@ -120,13 +126,7 @@ def test_killed_cli_run_resumes_to_exactly_once(tmp_path):
 
 
 def test_workers_exit_when_only_the_parent_is_killed(tmp_path):
-    out = tmp_path / "r.csv"
-    command = [sys.executable, "-m", "gradsign_rs", "batch", "--archs", "sample:40", "--n", "4", "--workers", "2",
-               "--out", str(out), "--no-progress", "--data", str(CIFAR10_TRAIN)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 3):
-        time.sleep(0.05)
+    _, process = _start_cli_batch(tmp_path / "r.csv", "sample:40", 3)
     group = [int(p) for p in subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()]
     assert len(group) >= 3, "the parent and its two workers"
     process.kill()  # the parent alone, as an OOM killer or `kill -9 PID` would
