@@ -414,3 +414,48 @@ def test_validation_compares_each_shared_proxy_by_rank(tmp_path):
     assert "| jacob_cov | 50 | 1.0000" in (tmp_path / "report" / "validation.md").read_text()
     with pytest.raises(GradSignError, match="no proxy column"):
         validation.compare(ours[["zico"]], published, truth)
+
+
+def _ensemble_tables(tmp_path, n=300, seed=0):
+    """A GradSign table, a proxies table and a truth table over n networks (the truth is synthetic)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    index = rng.permutation(15625)[:n]
+    accuracy = rng.uniform(10, 94, n)
+    pd.DataFrame({"index": index, "arch": "x", "score": accuracy + 15 * rng.standard_normal(n), "mean": 0.1,
+                  "n_weights": 5, "seconds": 1.0}).to_csv(tmp_path / "gs.csv", index=False)
+    pd.DataFrame({"index": index[::-1], "nwot": -accuracy[::-1] + 5 * rng.standard_normal(n),
+                  "noise": rng.standard_normal(n), "seconds": 2.0}).to_csv(tmp_path / "px.csv", index=False)
+    pd.DataFrame({"index": index, "c10valid_test_200ep": accuracy}).to_csv(tmp_path / "truth.csv", index=False)
+    return [str(tmp_path / f) for f in ("gs.csv", "px.csv")], str(tmp_path / "truth.csv")
+
+
+def test_ensemble_command_joins_fits_on_train_and_reports_held_out(tmp_path, capsys):
+    import json
+
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    report = tmp_path / "report"
+    assert main(["ensemble", *tables, "--truth", truth, "--bootstrap", "50", "--report", str(report), "--json"]) == 0
+    result = json.loads((report / "ensemble.json").read_text())
+    assert result["networks"] == {"train": 60, "evaluation": 240}
+    assert result["top_1_percent"] == 2
+    assert set(result["evaluation"]) == {"ensemble", "gradsign", "nwot", "noise"}  # bookkeeping columns are not proxies
+    rule = dict(zip(result["rule"]["proxies"], result["rule"]["signs"]))
+    assert rule.get("nwot") == -1 and "noise" not in rule  # nwot is anti-correlated here: negated, not dropped
+    assert result["evaluation"]["ensemble"]["n"] == 240
+    assert result["evaluation"]["ensemble"]["spearman"] > result["evaluation"]["gradsign"]["spearman"]
+    assert "rank(nwot)" in (report / "ensemble.md").read_text()
+    assert json.loads(capsys.readouterr().out) == result
+
+
+def test_ensemble_command_errors_name_the_problem(tmp_path, capsys):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    assert main(["ensemble", *tables, "--truth", truth, "--proxies", "gradsign,zen"]) == 2
+    assert "no column(s) ['zen']" in capsys.readouterr().err
+    assert main(["ensemble", tables[0], tables[0], "--truth", truth]) == 2
+    assert "also come from an earlier table" in capsys.readouterr().err

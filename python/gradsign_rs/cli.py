@@ -11,7 +11,7 @@ from gradsign_rs import __version__
 from gradsign_rs._core import GradSignError
 
 # Each module has `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
-SUBCOMMANDS = ("score", "batch", "eval", "correlate", "validate", "search", "demo")
+SUBCOMMANDS = ("score", "batch", "eval", "correlate", "validate", "ensemble", "search", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

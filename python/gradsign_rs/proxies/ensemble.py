@@ -10,7 +10,7 @@ and proxies are added greedily (forward selection), each time the one that most 
 the training split, stopping when none raises it by more than `min_gain` or `max_size` are chosen.
 The evaluation split is never read while fitting (`split` gives disjoint index sets).
 
-Command: `python -m gradsign_rs.proxies.ensemble RESULTS.csv [--truth nb201_cifar10.csv] [--target COLUMN]`.
+Command: `gradsign ensemble RESULTS.csv [MORE.csv ...] [--truth nb201_cifar10.csv] [--target COLUMN] [--report DIR]`.
 """
 
 from __future__ import annotations
@@ -119,48 +119,3 @@ def fit(
     if not chosen:
         raise GradSignError("ensemble: no candidate proxy correlates with the target on the training split")
     return EnsembleRule(tuple(chosen), tuple(signs[p] for p in chosen))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Fit on a seeded training split of a results CSV joined with the truth table; report both splits as JSON."""
-    import pandas as pd
-
-    from gradsign_rs.data import data_root
-
-    parser = argparse.ArgumentParser(prog="python -m gradsign_rs.proxies.ensemble", description=__doc__.split("\n")[0])
-    parser.add_argument("results", help="CSV with an `index` column and one column per proxy")
-    parser.add_argument("--truth", default=str(data_root() / "nb201" / "nb201_cifar10.csv"))
-    parser.add_argument("--target", default="c10valid_test_200ep")
-    parser.add_argument("--proxies", default=None, help="comma-separated candidates (default: every proxy column)")
-    parser.add_argument("--train-fraction", type=float, default=0.2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-size", type=int, default=4)
-    args = parser.parse_args(argv)
-    results = pd.read_csv(args.results)
-    truth = pd.read_csv(args.truth, usecols=["index", args.target])
-    joined = results.merge(truth, on="index", how="inner")
-    if args.proxies:
-        candidates = [p.strip() for p in args.proxies.split(",") if p.strip()]
-    else:
-        excluded = {"index", "arch", "mean", "n_weights", "n_samples", "seconds", args.target}
-        candidates = [c for c in results.columns if c not in excluded and pd.api.types.is_numeric_dtype(results[c])]
-    table = {p: joined[p].to_numpy(np.float64) for p in candidates}
-    target = joined[args.target].to_numpy(np.float64)
-    train, evaluation = split(len(joined), args.train_fraction, args.seed)
-    rule = fit(table, target, train, candidates=candidates, max_size=args.max_size)
-    report = {
-        "rule": rule.to_json(),
-        "networks": {"train": int(train.size), "evaluation": int(evaluation.size)},
-        "spearman_train": spearman(ensemble({p: v[train] for p, v in table.items()}, rule), target[train]),
-        "spearman_evaluation": spearman(
-            ensemble({p: v[evaluation] for p, v in table.items()}, rule), target[evaluation]
-        ),
-        "single_proxies_evaluation": {p: spearman(table[p][evaluation], target[evaluation]) for p in candidates},
-    }
-    json.dump(report, sys.stdout, indent=2)
-    sys.stdout.write("\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
