@@ -276,6 +276,44 @@ def test_params_of_nb201_networks_equal_the_published_counts(samples):
         assert got == round(published * 1e6)
 
 
+def test_live_params_leave_out_weights_off_every_input_output_path(samples):
+    x, y = samples
+    got = proxies.compute(["live_params", "params"], _model("residual_cnn"), x, y, batch_size=B)
+    # Scored weights only: stem, two block convs and the head; the branch multiplied by 0.0 is dead.
+    assert got["live_params"] == 16 * 3 * 9 + 2 * 16 * 16 * 9 + 10 * 16
+    assert got["params"] > got["live_params"] + 16 * 16  # params counts the dead 1x1 conv (and biases, BN)
+
+
+@pytest.mark.parametrize("arch", [
+    "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|none~1|none~2|",  # node 2's ops feed nothing live
+    "|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",  # node 1 is always zero
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|none~2|",  # output cut off: nothing is live
+    "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",  # all live
+])
+def test_live_params_of_nb201_equal_the_weights_of_the_cell_without_its_dead_edges(samples, arch):
+    from gradsign_rs import model as gm
+    from gradsign_rs.spaces import nb201
+
+    x, y = samples
+    cell = nb201.Arch.parse(arch)
+    live = set(cell.live_edges)
+    pruned = nb201.Arch(tuple(e.op if e in live else "none" for e in cell.edges))
+    want = sum(w.size for w in gm.scored_weights(nb201.build_onnx(pruned))) if cell.is_connected else 0
+    assert proxies.compute(["live_params"], nb201.build_onnx(cell), x, y, batch_size=B)["live_params"] == want
+
+
+def test_synflow_and_live_params_share_one_pass(samples, monkeypatch):
+    import sys
+
+    synflow_module = sys.modules["gradsign_rs.proxies.synflow"]  # the package's `synflow` attribute is the function
+    calls = []
+    real = synflow_module._run_synaptic_flow
+    monkeypatch.setattr(synflow_module, "_run_synaptic_flow", lambda ws: calls.append(1) or real(ws))
+    x, y = samples
+    proxies.compute(["synflow", "live_params"], _model("residual_cnn"), x, y, batch_size=B)
+    assert len(calls) == 1
+
+
 def test_gradsign_proxy_is_the_engine_score(samples):
     import gradsign_rs
 

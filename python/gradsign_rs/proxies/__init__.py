@@ -23,7 +23,7 @@ from gradsign_rs.proxies.jacob_cov import jacob_cov
 from gradsign_rs.proxies.nwot import nwot
 from gradsign_rs.proxies.params import params
 from gradsign_rs.proxies.snip import snip
-from gradsign_rs.proxies.synflow import synflow
+from gradsign_rs.proxies.synflow import live_params, synflow
 from gradsign_rs.proxies.workspace import DEFAULT_BATCH_SIZE, Workspace
 from gradsign_rs.proxies.zico import zico
 
@@ -40,6 +40,7 @@ PROXIES: dict[str, Callable[[Workspace], float]] = {
     "nwot": nwot,
     "zico": zico,
     "params": params,
+    "live_params": live_params,
     "flops": flops,
 }
 

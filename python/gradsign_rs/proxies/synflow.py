@@ -3,6 +3,8 @@ synaptic flow"), as the zero-cost proxy of Abdelfattah et al. (2021)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from gradsign_rs.proxies import graphs
@@ -25,6 +27,40 @@ def additive_constants(network: graphs.Network) -> frozenset[str]:
     return frozenset(names & inits)
 
 
+@dataclasses.dataclass(frozen=True)
+class SynapticFlow:
+    """One synflow pass: the |weights| it ran with, dR/dW of each live scored weight (scaled), and the scale."""
+
+    weights: dict[str, np.ndarray]
+    gradients: dict[str, np.ndarray]
+    scale: float
+    finite: bool
+
+
+def synaptic_flow(workspace: Workspace) -> SynapticFlow:
+    """The synflow pass of `workspace`'s network, run once and shared (synflow and live_params read it)."""
+    return workspace.shared("synaptic_flow", _run_synaptic_flow)
+
+
+def _run_synaptic_flow(workspace: Workspace) -> SynapticFlow:
+    network = workspace.network
+    constants = additive_constants(network)
+    program = graphs.build_batch_program(
+        network, 1, loss="sum_logits", batchnorm="identity", absolute=True, feed_also=constants
+    )
+    session = graphs.BatchSession(program, provider=workspace.provider)
+    ones = np.ones((1, *workspace.inputs.shape[1:]), np.float32)
+    live = sorted(program.live)
+    for exponent in SCALE_EXPONENTS:
+        scale = np.float32(2.0**-exponent)
+        scaled = {name: (program.fed[name] * scale) for name in constants}
+        result = session.run(ones * scale, weights=scaled, loss_scale=float(scale))
+        gradients = {name: result.gradients[name] for name in live}
+        if np.isfinite(result.loss) and all(np.isfinite(g).all() for g in gradients.values()):
+            return SynapticFlow({n: program.fed[n] for n in live}, gradients, float(scale), True)
+    return SynapticFlow({n: program.fed[n] for n in live}, gradients, float(scale), False)
+
+
 def synflow(workspace: Workspace) -> float:
     """Σ_k |θ_k · ∂R/∂θ_k| over every scored weight element, R = Σ logits of f(1; |θ|) with BatchNorm removed.
 
@@ -39,22 +75,21 @@ def synflow(workspace: Workspace) -> float:
     both keeps deep all-convolution networks (R ~ 1e50) inside float32. For networks with non-homogeneous ops
     (tanh, sigmoid) only e = 0 is exact: a smaller scale is then an approximation. inf when nothing is finite.
     """
-    network = workspace.network
-    constants = additive_constants(network)
-    program = graphs.build_batch_program(
-        network, 1, loss="sum_logits", batchnorm="identity", absolute=True, feed_also=constants
-    )
-    session = graphs.BatchSession(program, provider=workspace.provider)
-    ones = np.ones((1, *workspace.inputs.shape[1:]), np.float32)
-    live = sorted(program.live)
-    for exponent in SCALE_EXPONENTS:
-        scale = np.float32(2.0**-exponent)
-        scaled = {name: (program.fed[name] * scale) for name in constants}
-        result = session.run(ones * scale, weights=scaled, loss_scale=float(scale))
-        gradients = [result.gradients[name] for name in live]
-        if np.isfinite(result.loss) and all(np.isfinite(g).all() for g in gradients):
-            break
-    else:
+    flow = synaptic_flow(workspace)
+    if not flow.finite:
         return float("inf")  # R overflows float32 even at the smallest scale
-    total = sum(float(np.abs(program.fed[n].astype(np.float64) * g).sum()) for n, g in zip(live, gradients))
-    return total / (float(scale) * float(scale))
+    total = sum(float(np.abs(flow.weights[n].astype(np.float64) * g).sum()) for n, g in flow.gradients.items())
+    return total / (flow.scale * flow.scale)
+
+
+def live_params(workspace: Workspace) -> float:
+    """Elements of the scored weights (Conv / Gemm / MatMul) that lie on an input-to-output path.
+
+    A weight tensor is live when synflow's pass gives it a nonzero gradient anywhere: with |θ| and an all-ones
+    input every activation is >= 0, so ∂R/∂θ is 0 exactly for a weight whose input is always zero (e.g. fed only
+    by NAS-Bench-201 `none` edges) or whose output never reaches the logits. Such weights do not change the
+    function, so `params` over-counts them; this proxy does not. Whole tensors are counted, so gradient underflow
+    in some elements cannot drop a live tensor's elements. BatchNorm and bias parameters are not counted.
+    """
+    flow = synaptic_flow(workspace)
+    return float(sum(g.size for g in flow.gradients.values() if np.any(g != 0)))

@@ -10,6 +10,7 @@ samples one at a time (its engine).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import numpy as np
 
@@ -50,6 +51,13 @@ class Workspace:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise GradSignError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.batch_size = int(batch_size)
+        self._shared: dict[str, object] = {}
+
+    def shared(self, key: str, compute: Callable[[Workspace], object]) -> object:
+        """`compute(self)`, run once per key: a pass that several proxies read (e.g. synflow's)."""
+        if key not in self._shared:
+            self._shared[key] = compute(self)
+        return self._shared[key]
 
     @property
     def n_batches(self) -> int:
