@@ -302,6 +302,19 @@ def test_live_params_of_nb201_equal_the_weights_of_the_cell_without_its_dead_edg
     assert proxies.compute(["live_params"], nb201.build_onnx(cell), x, y, batch_size=B)["live_params"] == want
 
 
+def test_nwot_reads_a_forward_pass_equal_to_the_training_passes_relu_inputs(samples):
+    from gradsign_rs.proxies import nwot
+
+    x, y = samples
+    workspace = proxies.Workspace(_model("residual_cnn"), x, y, batch_size=B)
+    nwot(workspace)
+    assert "train_pass" not in workspace.__dict__  # no gradient graph was built for nwot
+    forward, trained = workspace.forward_relu_inputs, workspace.train_pass.relu_inputs
+    assert len(forward) == len(trained) > 0
+    for a, b in zip(forward, trained):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
 def test_synflow_and_live_params_share_one_pass(samples, monkeypatch):
     import sys
 

@@ -289,6 +289,24 @@ def build_batch_program(
     )
 
 
+def forward_relu_inputs(network: Network, inputs: np.ndarray, *, provider: str = "cpu") -> tuple[np.ndarray, ...]:
+    """The input of every Relu node (node order, as `BatchProgram.relu_inputs`) in one forward pass over `inputs`,
+    BatchNorm on batch statistics. No gradient graph is built, so this costs a fraction of a training pass."""
+    proto = onnx.ModelProto.FromString(network.proto.SerializeToString())
+    pin_batch(proto, network.data_input, network.logits, inputs.shape[0])
+    relus = [n.input[0] for n in proto.graph.node if n.op_type == "Relu"]
+    unique = list(dict.fromkeys(relus))
+    if not unique:
+        return ()
+    proto.graph.output.extend(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in unique)
+    session = engine.deterministic_session(proto.SerializeToString(), provider, f"{network.source}: the forward graph")
+    try:
+        values = dict(zip(unique, session.run(unique, {network.data_input: np.ascontiguousarray(inputs, np.float32)})))
+    except Exception as exc:
+        raise GradSignError(f"{network.source}: the forward pass failed: {exc}") from exc
+    return tuple(values[x] for x in relus)
+
+
 @dataclasses.dataclass(frozen=True)
 class BatchResult:
     """One run of a BatchProgram: the loss, the logits (B, classes), gradients by input name, ReLU inputs."""

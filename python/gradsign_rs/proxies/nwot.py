@@ -11,9 +11,10 @@ def nwot(workspace: Workspace) -> float:
     """log |det K_H|, K_H = Σ_r [c_r c_rᵀ + (1 − c_r)(1 − c_r)ᵀ] over every ReLU r.
 
     c_r (B x D_r) is the binary code (input > 0) of ReLU r for each sample of one mini-batch (BatchNorm in training
-    mode); K_H[i, j] counts the ReLU units on which samples i and j agree (D minus the Hamming distance). Natural log.
+    mode, from a forward-only pass); K_H[i, j] counts the ReLU units on which samples i and j agree (D minus the
+    Hamming distance). Natural log.
     """
-    relus = workspace.train_pass.relu_inputs
+    relus = workspace.forward_relu_inputs
     if not relus:
         return float("nan")  # no ReLU, no code: the score is undefined
     batch = relus[0].shape[0]

@@ -1,8 +1,8 @@
 """One network and its labelled samples, with the onnxruntime passes the proxies share, each run once on first use.
 
 Several proxies of one network read the same passes: the mini-batch training pass (weight gradients, fisher probes
-and ReLU inputs) serves grad_norm, snip, grasp, fisher, nwot and the first batch of zico; the model is loaded and
-validated once. Sample conventions: the batch proxies use the first `batch_size` samples (one mini-batch, as
+and ReLU inputs) serves grad_norm, snip, grasp, fisher and the first batch of zico; nwot reads a forward-only pass;
+synflow and live_params share synflow's pass (`shared`). The model is loaded and validated once. Sample conventions: the batch proxies use the first `batch_size` samples (one mini-batch, as
 NASLib's `dataload="random", num_imgs_or_batches=1`); zico uses every full batch of `batch_size`; gradsign uses all
 samples one at a time (its engine).
 """
@@ -84,6 +84,12 @@ class Workspace:
     def train_pass(self) -> graphs.BatchResult:
         """The training pass on the first batch."""
         return self.train_session.run(*self.batch(0))
+
+    @functools.cached_property
+    def forward_relu_inputs(self) -> tuple[np.ndarray, ...]:
+        """Every Relu node's input on the first batch, from a forward-only pass (what nwot reads: it needs no
+        gradients, so it never pays for the training pass)."""
+        return graphs.forward_relu_inputs(self.network, self.batch(0)[0], provider=self.provider)
 
     def weights(self) -> dict[str, np.ndarray]:
         """The scored weights that reach the logits, by name (the values the training pass was fed)."""
