@@ -327,6 +327,30 @@ def test_synflow_and_live_params_share_one_pass(samples, monkeypatch):
     assert len(calls) == 1
 
 
+def _nb201_macs(arch) -> int:
+    """Multiply-accumulates of the NB201 TinyNetwork (C=16, N=5, 32x32 input, 10 classes), by hand."""
+    kernel_area = {"nor_conv_3x3": 9, "nor_conv_1x1": 1}
+    total = 32 * 32 * 16 * 3 * 9  # stem
+    for stage, (c, hw) in enumerate(((16, 32), (32, 16), (64, 8))):
+        if stage:  # reduction block: conv_a (stride 2), conv_b, 1x1 shortcut, all at the new resolution
+            total += hw * hw * (c * (c // 2) * 9 + c * c * 9 + c * (c // 2))
+        total += 5 * sum(hw * hw * c * c * kernel_area.get(e.op, 0) for e in arch.edges)
+    return total + 64 * 10
+
+
+@pytest.mark.parametrize("arch", [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|none~2|",  # cell output is ConstantOfShape
+    "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_1x1~2|",  # node 2 is ConstantOfShape
+    "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",
+])
+def test_flops_of_nb201_networks_match_a_hand_count_even_with_all_none_nodes(samples, arch):
+    from gradsign_rs.spaces import nb201
+
+    x, y = samples
+    cell = nb201.Arch.parse(arch)
+    assert proxies.compute(["flops"], nb201.build_onnx(cell), x, y, batch_size=B)["flops"] == _nb201_macs(cell)
+
+
 def test_gradsign_proxy_is_the_engine_score(samples):
     import gradsign_rs
 

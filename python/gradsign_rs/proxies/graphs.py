@@ -132,7 +132,8 @@ def _absolute_initializers(model: onnx.ModelProto) -> None:
 
 def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
     """Every tensor whose shape onnx shape inference resolves to integers."""
-    inferred = onnx.shape_inference.infer_shapes(model)
+    # data_prop carries Shape values into ConstantOfShape (NAS-Bench-201 cells whose nodes are all-`none` zeros).
+    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
     shapes = {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
         tensor_type = vi.type.tensor_type
