@@ -17,7 +17,6 @@ import csv
 import dataclasses
 import functools
 import itertools
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +24,7 @@ from typing import NamedTuple
 import numpy as np
 
 from gradsign_rs._core import GradSignError
+from gradsign_rs.data import data_root  # re-exported: the space reads its index table from the shared data
 from gradsign_rs.spaces.nb201_onnx import build_onnx
 
 __all__ = [
@@ -194,16 +194,6 @@ def sample(rng: np.random.Generator) -> Arch:
 def enumerate_archs() -> Iterator[Arch]:
     """All 15625 architectures: first edge varying slowest, ops in `OPS` order (not the official index order)."""
     return (Arch(ops) for ops in itertools.product(OPS, repeat=len(EDGES)))
-
-
-def data_root() -> Path:
-    """The shared reference-data folder: $GRADSIGN_DATA, else `../shared/data` beside the repository root."""
-    configured = os.environ.get("GRADSIGN_DATA")
-    if configured:
-        return Path(configured)
-    # python/gradsign_rs/spaces/nb201.py -> parents[3] is the repository root (a source checkout).
-    repository_root = Path(__file__).resolve().parents[3]
-    return repository_root.parent / "shared" / "data"
 
 
 def index_table_path() -> Path:
