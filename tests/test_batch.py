@@ -66,6 +66,22 @@ def test_other_settings_are_refused(tmp_path):
         run_batch(config(seed=7), resolve_archs("sample:1"), out, progress=False)
 
 
+def test_offset_scores_later_images_and_is_part_of_the_settings(tmp_path):
+    import gradsign_rs
+    from gradsign_rs.spaces import nb201
+
+    out = tmp_path / "r.csv"
+    job = resolve_archs("sample:1", sample_seed=4)[0]
+    run_batch(config(offset=8), [job], out, progress=False)
+    x, y = gradsign_rs.load_images(CIFAR10_TRAIN, n=12)
+    want = gradsign_rs.score(nb201.build_onnx(job.arch, seed=42), x[8:12], y[8:12]).value
+    assert int(rows(out)["score"].iloc[0]) == want
+    assert json.loads((tmp_path / "r.csv.meta.json").read_text())["offset"] == 8
+    assert "offset" not in config().to_json()  # files made before the option resume unchanged
+    with pytest.raises(GradSignError, match=r"offset: file has 8, this run None"):
+        run_batch(config(), [job], out, progress=False)
+
+
 def test_a_foreign_file_is_not_appended_to(tmp_path):
     out = tmp_path / "r.csv"
     out.write_text("something,else\n1,2\n")

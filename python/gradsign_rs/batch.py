@@ -25,8 +25,8 @@ from gradsign_rs.processes import imap_unordered
 
 COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds")
 DEFAULT_PROXIES = ("gradsign",)
-# Settings keys written only by non-default proxy runs: a file that has them never resumes as a default run.
-_PROXY_KEYS = ("proxies", "proxy_batch_size")
+# Settings recorded only when not their default: a file that has one must match a run that leaves it out.
+_OPTIONAL_KEYS = ("proxies", "proxy_batch_size", "offset")
 
 # Datasets of the NAS-Bench-201 protocol: image file, normalisation, classes, input size.
 DATASETS = {
@@ -50,6 +50,8 @@ class BatchConfig:
     # the settings only when not the default, so results files of GradSign alone keep their format.
     proxies: tuple[str, ...] = DEFAULT_PROXIES
     proxy_batch_size: int = 64
+    # Images offset..offset+n of the file (recorded only when not 0, like the proxies).
+    offset: int = 0
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -71,6 +73,8 @@ class BatchConfig:
             del settings["proxies"], settings["proxy_batch_size"]
         else:
             settings["proxies"] = list(self.proxies)
+        if not self.offset:
+            del settings["offset"]
         return settings
 
 
@@ -142,7 +146,7 @@ class ResultsFile:
             recorded = json.loads(self.meta_path.read_text())
             settings = config.to_json()
             differing = {k: (recorded.get(k), v) for k, v in settings.items() if recorded.get(k) != v}
-            differing.update({k: (recorded[k], None) for k in _PROXY_KEYS if k in recorded and k not in settings})
+            differing.update({k: (recorded[k], None) for k in _OPTIONAL_KEYS if k in recorded and k not in settings})
             if differing:
                 shown = ", ".join(f"{k}: file has {a!r}, this run {b!r}" for k, (a, b) in differing.items())
                 raise GradSignError(f"{self.path} was made with other settings ({shown}); use another --out")
@@ -200,7 +204,7 @@ def _init_worker(config: BatchConfig) -> None:
     from gradsign_rs.data import load_images
 
     _worker_state["config"] = config
-    _worker_state["data"] = load_images(config.data, n=config.n, normalize=config.normalize)
+    _worker_state["data"] = load_images(config.data, n=config.n, normalize=config.normalize, offset=config.offset)
 
 
 def _score_job(job: Job) -> tuple[Job, dict[str, object] | None, str | None]:

@@ -23,7 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--sample-seed", type=int, default=0, help="seed for --archs sample:K")
     parser.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS), help="normalisation, classes and default data")
     parser.add_argument("--data", default=None, metavar="FILE.npz", help="images (default: the dataset's file in $GRADSIGN_DATA)")
-    parser.add_argument("--n", type=int, default=128, help="samples per network: the first N of the file (default 128)")
+    parser.add_argument("--n", type=int, default=128, help="samples per network: the first N of the file after --offset (default 128)")
+    parser.add_argument("--offset", type=int, default=0, help="skip the first OFFSET images of the file (default 0)")
     parser.add_argument("--seed", type=int, default=42, help="weight initialisation seed (default 42, the paper's)")
     parser.add_argument(
         "--proxies", default="gradsign",
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = BatchConfig(
         space=args.space, data=os.path.abspath(data), normalize=normalize, num_classes=classes, n=args.n, seed=args.seed,
-        proxies=parse_names(args.proxies), proxy_batch_size=args.proxy_batch_size,
+        proxies=parse_names(args.proxies), proxy_batch_size=args.proxy_batch_size, offset=args.offset,
     )
     jobs = resolve_archs(args.archs, sample_seed=args.sample_seed)
     summary = run_batch(config, jobs, args.out, workers=args.workers, progress=not args.no_progress)
