@@ -411,6 +411,24 @@ def test_ensemble_ranks_and_orientation():
     np.testing.assert_allclose(values, [(0.25 - 1.0) / 2, (0.5 - 2 / 3) / 2, (0.75 - 1 / 3) / 2, 1.0])
 
 
+def test_ensemble_weights_are_a_weighted_mean_of_ranks():
+    table = {"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([4.0, 3.0, 2.0, 1.0])}
+    rule = ens.EnsembleRule(("a", "b"), (1, 1), (1.0, 3.0))
+    ranks = np.array([0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(ens.ensemble(table, rule), (ranks + 3 * ranks[::-1]) / 4)
+    assert rule.to_json()["weights"] == [1.0, 3.0]
+    assert ens.EnsembleRule(("a",), (1,)).to_json()["weights"] == [1.0]
+
+
+def test_ensemble_fit_gives_the_stronger_of_two_proxies_more_weight():
+    rng = np.random.default_rng(5)
+    n = 2000
+    truth = rng.standard_normal(n)
+    table = {"strong": truth + 0.4 * rng.standard_normal(n), "weak": truth + 0.6 * rng.standard_normal(n)}
+    rule = ens.fit(table, truth, np.arange(n))
+    assert rule.proxies == ("strong", "weak") and rule.weights == (1.0, 0.5)
+
+
 def test_ensemble_fit_uses_the_training_split_only():
     rng = np.random.default_rng(0)
     n = 400

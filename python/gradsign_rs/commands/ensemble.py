@@ -128,14 +128,17 @@ def run(args: argparse.Namespace) -> int:
 
 def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -> str:
     rule = result["rule"]
-    terms = "".join(f"{(' + ' if s > 0 else ' - ') if i else ('' if s > 0 else '-')}rank({p})"
-                    for i, (p, s) in enumerate(zip(rule["proxies"], rule["signs"])))
+    terms = "".join(
+        f"{(' + ' if s > 0 else ' - ') if i else ('' if s > 0 else '-')}{'' if w == 1 else f'{w:g}·'}rank({p})"
+        for i, (p, s, w) in enumerate(zip(rule["proxies"], rule["signs"], rule["weights"]))
+    )
     lines = [
         f"# Rank ensemble of proxies vs {result['target']}",
         "",
         notes,
         "",
-        f"Rule (fitted on {result['networks']['train']} networks, split seed {result['split_seed']}): mean of {terms}.",
+        f"Rule (fitted on {result['networks']['train']} networks, split seed {result['split_seed']}): ({terms}) / "
+        f"{sum(rule['weights']):g}.",
         f"Everything below is on the other {result['networks']['evaluation']} networks.",
         "",
         f"| predictor | Spearman ρ (95% CI) | Kendall τ | precision@{top} (top 1%) |",
