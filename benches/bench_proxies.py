@@ -3,10 +3,11 @@
     .venv/bin/python benches/bench_proxies.py        # writes bench_proxies_results.md / .json
 
 Networks: the three NAS-Bench-201 cells of benches/_bench_models.py, built as ONNX by gradsign_rs.spaces.nb201
-(seed 42), as `gradsign batch --proxies ...` builds them. Each network is scored in a fresh process with all eleven
+(seed 42), as `gradsign batch --proxies ...` builds them. Each network is scored in a fresh process with all twelve
 proxies through one shared Workspace (`proxies.compute_timed`), so every figure includes building that proxy's
 gradient graph and session, as in batch scoring; a pass shared by several proxies is charged to the first that
-needs it (grad_norm pays for the training pass that snip, fisher and nwot reuse). Single-threaded onnxruntime.
+needs it (grad_norm pays for the training pass that snip and fisher reuse, synflow for the pass live_params reads;
+nwot runs its own forward-only pass). Single-threaded onnxruntime.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("gradsign", "grad_norm", "snip", "grasp", "fisher", "synflow", "jacob_cov", "nwot", "zico", "params", "flops")
+ORDER = ("gradsign", "grad_norm", "snip", "grasp", "fisher", "synflow", "live_params", "jacob_cov", "nwot", "zico",
+         "params", "flops")
 
 
 def worker(name: str) -> dict:
@@ -62,7 +64,8 @@ def main() -> None:
     for name, seconds in results.items():
         lines.append(f"| {name} | " + " | ".join(f"{seconds[p]:.2f}" for p in ORDER) + f" | {sum(seconds.values()):.2f} |")
     lines += ["", "gradsign: all 128 samples one at a time; the batch proxies: one mini-batch of 64 (zico: two).",
-              "grad_norm's figure includes the training pass that snip, fisher and nwot then read for free.", ""]
+              "grad_norm's figure includes the training pass that snip and fisher then read for free; synflow's the pass "
+              "that live_params reads. nwot runs a forward pass of its own (no gradient graph).", ""]
     (HERE / "bench_proxies_results.md").write_text("\n".join(lines))
     (HERE / "bench_proxies_results.json").write_text(json.dumps({"date": date, "machine": info, "seconds": results}, indent=2) + "\n")
     print("\n".join(lines))
