@@ -35,6 +35,23 @@ def test_json_output_matches_the_api(files, capsys):
     assert payload["per_layer"] == want.per_layer
 
 
+def test_score_proxies_by_name_match_the_api(files, capsys):
+    from gradsign_rs import proxies
+
+    model_path, data_path = files
+    args = ["score", str(model_path), "--data", str(data_path), "--n", "12", "--proxies", "gradsign,synflow,params",
+            "--proxy-batch-size", "4"]
+    assert main([*args, "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    x, y = gradsign_rs.load_images(data_path, n=12)
+    want = proxies.compute(["gradsign", "synflow", "params"], model_path, x, y, batch_size=4)
+    assert payload["proxies"] == pytest.approx(want, rel=1e-6) and set(payload["seconds"]) == set(want)
+    assert main(args) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["gradsign", "synflow", "params"]
+    assert main(["score", str(model_path), "--data", str(data_path), "--proxies", "gradsign,zen"]) == 2
+    assert "unknown proxies ['zen']" in capsys.readouterr().err
+
+
 def test_seed_draws_a_reproducible_subset(files, capsys):
     model_path, data_path = files
     args = ["score", str(model_path), "--data", str(data_path), "--n", "8", "--seed", "4", "--json"]
@@ -80,3 +97,20 @@ def test_eval_restricted_to_a_sample(tmp_path, capsys):
                  "--archs", str(listing), "--bootstrap", "0"]) == 0
     assert "20 networks in both" in capsys.readouterr().out
     assert [j.index for j in resolve_archs(str(listing))] == list(range(20))
+
+
+def test_eval_of_a_negative_proxy_column_writes_its_report(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    truth = pd.DataFrame({"index": np.arange(60), "acc": rng.uniform(10, 90, 60)})
+    scores = truth.assign(jacob_cov=-100 + truth["acc"] + rng.standard_normal(60))[["index", "jacob_cov"]]
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    scores.to_csv(tmp_path / "proxies.csv", index=False)
+    report = tmp_path / "report"
+    assert main(["eval", str(tmp_path / "proxies.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
+                 "--score", "jacob_cov", "--bootstrap", "20", "--report", str(report), "--json"]) == 0
+    (evaluation,) = json.loads(capsys.readouterr().out)
+    assert evaluation["n"] == 60 and evaluation["spearman"] > 0.9
+    assert (report / "scatter_acc.png").stat().st_size > 0 and (report / "topk.png").is_file()

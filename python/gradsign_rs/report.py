@@ -62,6 +62,7 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
+    label = "GradSign" if score == "score" else score  # a proxy column of `gradsign batch --proxies` is named by it
     lines = [f"# {title}", "", notes, "", f"Networks evaluated: {evaluations[0].n}.", ""]
     lines += ["| target | Spearman ρ (95% CI) | Kendall τ (95% CI) | " + " | ".join(
         f"precision@{k}" for k in evaluations[0].precision_at_k) + " |"]
@@ -81,8 +82,8 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
     for e in evaluations:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         ax.scatter(table[score], table[e.target], s=3, alpha=0.35, linewidths=0)
-        ax.set_xscale("log")
-        ax.set_xlabel(f"GradSign ({score})")
+        ax.set_xscale("log" if (table[score] > 0).all() else "symlog")  # proxies such as jacob_cov are negative
+        ax.set_xlabel(label)
         ax.set_ylabel(f"{e.target} (%)")
         ax.set_ylim(max(table[e.target].min(), table[e.target].quantile(0.005) - 5), None)
         ax.set_title(f"ρ = {e.spearman:.3f}, τ = {e.kendall:.3f} (n = {e.n})")
@@ -94,10 +95,10 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
     ks = np.unique(np.geomspace(1, len(table), 60).astype(int))
     for e in evaluations:
         ranked = table.sort_values(score, ascending=False)[e.target].to_numpy()
-        ax.plot(ks, [ranked[:k].max() for k in ks], label=f"best of top-k by GradSign ({e.target})")
+        ax.plot(ks, [ranked[:k].max() for k in ks], label=f"best of top-k by {label} ({e.target})")
         ax.plot(ks, [ranked[:k].mean() for k in ks], linestyle="--", label=f"mean of top-k ({e.target})")
     ax.set_xscale("log")
-    ax.set_xlabel("k (networks taken in GradSign order)")
+    ax.set_xlabel(f"k (networks taken in {label} order)")
     ax.set_ylabel("accuracy (%)")
     ax.legend(fontsize=7)
     fig.tight_layout()

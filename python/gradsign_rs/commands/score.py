@@ -1,4 +1,4 @@
-"""`gradsign score MODEL.onnx --data FILE.npz`: GradSign of one ONNX classifier."""
+"""`gradsign score MODEL.onnx --data FILE.npz [--proxies a,b]`: GradSign (or other proxies) of one ONNX classifier."""
 
 from __future__ import annotations
 
@@ -33,6 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="train: per-sample statistics, the paper's setting; as_exported: keep inference-mode BN",
     )
     parser.add_argument("--output", default=None, help="name of the logits output (default: the first output)")
+    parser.add_argument(
+        "--proxies", default=None,
+        help="comma-separated zero-cost proxies to compute instead, e.g. gradsign,synflow,nwot (see gradsign_rs.proxies)",
+    )
+    parser.add_argument("--proxy-batch-size", type=int, default=64,
+                        help="mini-batch of the batch proxies: the first B of the N samples (default 64)")
     parser.add_argument("--per-layer", action="store_true", help="print the per-layer breakdown")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -53,7 +59,12 @@ def select_samples(path: str, n: int, seed: int | None, normalize: str | None) -
 
 def run(args: argparse.Namespace) -> int:
     normalize = None if args.normalize == "none" else args.normalize
-    load_model(args.model)  # a bad model file is reported before the data is read
+    load_model(args.model)  # a bad model file (or proxy name) is reported before the data is read
+    if args.proxies:
+        from gradsign_rs.proxies import parse_names
+
+        names = parse_names(args.proxies)
+        return run_proxies(args, names, *select_samples(args.data, args.n, args.seed, normalize))
     inputs, labels = select_samples(args.data, args.n, args.seed, normalize)
     result = score(
         args.model, inputs, labels,
@@ -78,4 +89,22 @@ def run(args: argparse.Namespace) -> int:
         for name, value in result.per_layer.items():
             size = result.layer_sizes[name]
             print(f"{name:<{width}}  {size:>9}  {value:>9}  {value / size:>8.4f}")
+    return 0
+
+
+def run_proxies(args: argparse.Namespace, names: tuple[str, ...], inputs: np.ndarray, labels: np.ndarray) -> int:
+    """Several proxies of one model through one shared workspace; one line (or JSON key) per proxy."""
+    from gradsign_rs import proxies
+
+    values, seconds = proxies.compute_timed(
+        names, args.model, inputs, labels, batch_size=args.proxy_batch_size, provider=args.provider, output=args.output
+    )
+    if args.json:
+        print(json.dumps({"model": args.model, "data": args.data, "n_samples": int(len(labels)),
+                          "proxies": values, "seconds": seconds}, indent=2))
+        return 0
+    print(f"model     {args.model}  ({len(labels)} samples, proxy mini-batch {args.proxy_batch_size})")
+    width = max(len(n) for n in names)
+    for name in names:
+        print(f"{name:<{width}}  {values[name]:>16.6g}  ({seconds[name]:.2f} s)")
     return 0
