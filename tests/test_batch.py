@@ -179,3 +179,79 @@ def test_results_file_rejects_duplicates(tmp_path):
     results.append(row)
     with pytest.raises(GradSignError, match="network 5 appears twice"):
         ResultsFile(out).open(config())
+
+
+def _onnx_files(folder, count=3):
+    """Small NB201 networks saved as .onnx files (any classifier works; these are cheap to score)."""
+    from gradsign_rs.spaces import nb201
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        model = nb201.build_onnx(nb201.sample(rng), channels=4, cells_per_stage=1, seed=i)
+        (folder / f"net{i}.onnx").write_bytes(model.SerializeToString())
+    return sorted(folder.glob("*.onnx"))
+
+
+def test_onnx_files_are_scored_keyed_by_path_and_resumed(tmp_path):
+    import gradsign_rs
+    from gradsign_rs.batch import resolve_models
+
+    paths = _onnx_files(tmp_path / "models")
+    files = config(space="files", num_classes=0, seed=0)
+    assert files.columns == ("model", "score", "mean", "n_weights", "n_samples", "seconds")
+    assert "seed" not in files.to_json() and "num_classes" not in files.to_json()
+    out = tmp_path / "r.csv"
+    first = run_batch(files, resolve_models(str(paths[0])), out, progress=False)
+    second = run_batch(files, resolve_models(str(tmp_path / "models")), out, progress=False)
+    assert (first.scored, second.scored, second.skipped) == (1, 2, 1)
+    table = rows(out).set_index("model")
+    x, y = gradsign_rs.load_images(CIFAR10_TRAIN, n=4)
+    for path in paths:
+        assert int(table.loc[str(path.resolve()), "score"]) == gradsign_rs.score(path, x, y).value
+    # A glob and a list of relative paths name the same files: nothing is scored twice.
+    (tmp_path / "list.txt").write_text("# the models\nmodels/net2.onnx\nmodels/net0.onnx\n")
+    assert run_batch(files, resolve_models(str(tmp_path / "list.txt")), out, progress=False).skipped == 2
+    assert run_batch(files, resolve_models(str(tmp_path / "models" / "*.onnx")), out, progress=False).scored == 0
+
+
+def test_a_broken_onnx_file_is_recorded_and_the_others_scored(tmp_path):
+    from gradsign_rs.batch import resolve_models
+
+    paths = _onnx_files(tmp_path / "models", count=2)
+    paths[0].write_bytes(b"not a model")
+    out = tmp_path / "r.csv"
+    summary = run_batch(config(space="files", num_classes=0, seed=0), resolve_models(str(tmp_path / "models")), out,
+                        progress=False)
+    assert (summary.scored, summary.failed) == (1, 1)
+    (error,) = [json.loads(line) for line in (tmp_path / "r.csv.errors.jsonl").read_text().splitlines()]
+    assert error["model"] == str(paths[0].resolve()) and "net0.onnx" in error["error"]
+
+
+def test_model_specs_that_name_nothing_are_refused(tmp_path):
+    from gradsign_rs.batch import resolve_models
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GradSignError, match="has no .onnx files"):
+        resolve_models(str(tmp_path / "empty"))
+    with pytest.raises(GradSignError, match="matches nothing"):
+        resolve_models(str(tmp_path / "*.onnx"))
+    (tmp_path / "list.txt").write_text("gone.onnx\n")
+    with pytest.raises(GradSignError, match=r"list.txt:1: model file 'gone.onnx' does not exist"):
+        resolve_models(str(tmp_path / "list.txt"))
+    with pytest.raises(GradSignError, match="does not belong to space"):
+        run_batch(config(), [Job(model="x.onnx")], tmp_path / "r.csv", progress=False)
+
+
+def test_batch_command_scores_a_folder_with_proxies(tmp_path, capsys):
+    from gradsign_rs.cli import main
+
+    _onnx_files(tmp_path / "models", count=2)
+    out = tmp_path / "r.csv"
+    args = ["batch", "--models", str(tmp_path / "models"), "--data", str(CIFAR10_TRAIN), "--n", "4",
+            "--proxies", "gradsign,params", "--proxy-batch-size", "4", "--workers", "1", "--no-progress", "--out", str(out)]
+    assert main(args) == 0
+    table = rows(out)
+    assert list(table.columns) == ["model", "score", "mean", "n_weights", "n_samples", "params", "seconds"]
+    assert len(table) == 2 and (table["params"] > 0).all()
+    assert main(args) == 0 and "scored 0, already done 2" in capsys.readouterr().out

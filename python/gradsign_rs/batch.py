@@ -1,4 +1,7 @@
-"""Score many search-space networks in worker processes, appending one CSV row per network as it finishes.
+"""Score many networks in worker processes, appending one CSV row per network as it finishes.
+
+The networks are search-space architectures (`space="nb201"`: built from an arch string, keyed by index) or ONNX
+files (`space="files"`: any classifiers, keyed by their resolved path; see `resolve_models`).
 
 The results file is append-only and is the only state: re-running the same command reads it, skips every
 network already scored, and scores the rest, so a killed run resumes and each network is scored exactly once.
@@ -24,6 +27,7 @@ from gradsign_rs._core import GradSignError
 from gradsign_rs.processes import imap_unordered
 
 COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds")
+SPACES = ("nb201", "files")
 DEFAULT_PROXIES = ("gradsign",)
 # Settings recorded only when not their default: a file that has one must match a run that leaves it out.
 _OPTIONAL_KEYS = ("proxies", "proxy_batch_size", "offset")
@@ -42,7 +46,7 @@ class BatchConfig:
 
     space: str
     data: str
-    normalize: str
+    normalize: str | None  # a gradsign_rs.data.NORMALIZATION name, or None for [0, 1] pixels
     num_classes: int
     n: int
     seed: int
@@ -54,13 +58,19 @@ class BatchConfig:
     offset: int = 0
 
     @property
+    def identity(self) -> tuple[str, ...]:
+        """The columns that name a network: (index, arch) in a search space, (model,) for ONNX files."""
+        return ("model",) if self.space == "files" else ("index", "arch")
+
+    @property
     def columns(self) -> tuple[str, ...]:
-        """The CSV header: `COLUMNS` for GradSign alone; otherwise one more column per other proxy before seconds."""
-        if self.proxies == DEFAULT_PROXIES:
+        """The CSV header: `COLUMNS` for NB201 GradSign alone; otherwise the identity, GradSign's columns when
+        scored, then one column per other proxy, before seconds."""
+        if self.proxies == DEFAULT_PROXIES and self.space != "files":
             return COLUMNS
         gradsign = ("score", "mean", "n_weights") if "gradsign" in self.proxies else ()
         others = tuple(p for p in self.proxies if p != "gradsign")
-        return ("index", "arch", *gradsign, "n_samples", *others, "seconds")
+        return (*self.identity, *gradsign, "n_samples", *others, "seconds")
 
     def to_json(self) -> dict[str, object]:
         """The settings as recorded beside the results: the data by name and content, not by path, so a run can
@@ -75,6 +85,8 @@ class BatchConfig:
             settings["proxies"] = list(self.proxies)
         if not self.offset:
             del settings["offset"]
+        if self.space == "files":
+            del settings["num_classes"], settings["seed"]  # an ONNX file carries its own classes and weights
         return settings
 
 
@@ -88,8 +100,22 @@ def _sha256(path: Path) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Job:
-    index: int
-    arch: str
+    """One network: a search-space architecture (index, arch string) or an ONNX file (model path)."""
+
+    index: int | None = None
+    arch: str | None = None
+    model: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What a results row is keyed by (the index, or the model path), as the CSV stores it."""
+        return self.model if self.model is not None else str(self.index)
+
+    def identity(self) -> dict[str, object]:
+        return {"model": self.model} if self.model is not None else {"index": self.index, "arch": self.arch}
+
+    def __str__(self) -> str:
+        return self.model if self.model is not None else f"{self.index} ({self.arch})"
 
 
 @dataclasses.dataclass
@@ -131,17 +157,49 @@ def resolve_archs(spec: str, *, sample_seed: int = 0) -> list[Job]:
     return jobs
 
 
+def resolve_models(spec: str) -> list[Job]:
+    """ONNX files to score: a folder (its `*.onnx`, sorted), a glob pattern, a single `.onnx` file, or a text file
+    listing one path per line (relative to the list; `#` comments). Paths are resolved, so a row's key does not
+    depend on the working directory."""
+    import glob
+
+    path = Path(spec)
+    if path.is_dir():
+        found = sorted(path.glob("*.onnx"))
+        if not found:
+            raise GradSignError(f"--models {spec!r}: the folder has no .onnx files")
+    elif path.is_file() and path.suffix != ".onnx":
+        found = []
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            text = line.split("#", 1)[0].strip()
+            if text:
+                listed = (path.parent / text) if not Path(text).is_absolute() else Path(text)
+                if not listed.is_file():
+                    raise GradSignError(f"{path}:{number}: model file {text!r} does not exist")
+                found.append(listed)
+    elif path.is_file():
+        found = [path]
+    else:
+        found = sorted(Path(p) for p in glob.glob(spec))
+        if not found:
+            raise GradSignError(f"--models {spec!r}: no such file or folder, and the pattern matches nothing")
+    models = list(dict.fromkeys(str(p.resolve()) for p in found))
+    return [Job(model=m) for m in models]
+
+
 class ResultsFile:
     """An append-only CSV of scored networks plus its settings sidecar."""
 
     def __init__(self, path: str | os.PathLike[str], columns: tuple[str, ...] = COLUMNS):
         self.path = Path(path)
         self.columns = columns
+        self.key = columns[0]  # "index" or "model": what identifies a row
         self.meta_path = self.path.with_name(self.path.name + ".meta.json")
         self.errors_path = self.path.with_name(self.path.name + ".errors.jsonl")
 
-    def open(self, config: BatchConfig) -> set[int]:
-        """Check or write the settings, repair a row cut off by a kill, and return the indices already scored."""
+    def open(self, config: BatchConfig) -> set[str]:
+        """Check or write the settings, repair a row cut off by a kill, and return the keys (`Job.key`) already
+        scored."""
         if self.meta_path.exists():
             recorded = json.loads(self.meta_path.read_text())
             settings = config.to_json()
@@ -160,16 +218,16 @@ class ResultsFile:
                 f.write(",".join(self.columns) + "\n")
             return set()
         self._drop_partial_last_line()
-        done: set[int] = set()
+        done: set[str] = set()
         with open(self.path, newline="") as f:
             reader = csv.DictReader(f)
             if tuple(reader.fieldnames or ()) != self.columns:
                 raise GradSignError(f"{self.path}: header {reader.fieldnames} is not {list(self.columns)}")
             for row in reader:
-                index = int(row["index"])
-                if index in done:
-                    raise GradSignError(f"{self.path}: network {index} appears twice")
-                done.add(index)
+                key = row[self.key]
+                if key in done:
+                    raise GradSignError(f"{self.path}: network {key} appears twice")
+                done.add(key)
         return done
 
     def _drop_partial_last_line(self) -> None:
@@ -192,7 +250,7 @@ class ResultsFile:
 
     def record_error(self, job: Job, message: str) -> None:
         with open(self.errors_path, "a") as f:
-            f.write(json.dumps({"index": job.index, "arch": job.arch, "error": message, "time": time.time()}) + "\n")
+            f.write(json.dumps({**job.identity(), "error": message, "time": time.time()}) + "\n")
 
 
 # ---- worker side: one process scores many networks with one loaded batch of images ----
@@ -207,10 +265,19 @@ def _init_worker(config: BatchConfig) -> None:
     _worker_state["data"] = load_images(config.data, n=config.n, normalize=config.normalize, offset=config.offset)
 
 
+def _job_model(job: Job, config: BatchConfig, inputs: np.ndarray) -> object:
+    """The network of a job: its ONNX file, or the search-space architecture built for these inputs."""
+    if job.model is not None:
+        return job.model
+    from gradsign_rs.spaces import nb201
+
+    arch = nb201.Arch.parse(job.arch)
+    return nb201.build_onnx(arch, num_classes=config.num_classes, seed=config.seed, input_size=inputs.shape[-1])
+
+
 def _score_job(job: Job) -> tuple[Job, dict[str, object] | None, str | None]:
     """Build and score one network; failures come back as a message (the run goes on)."""
     from gradsign_rs.score import score
-    from gradsign_rs.spaces import nb201
 
     config: BatchConfig = _worker_state["config"]  # type: ignore[assignment]
     inputs, labels = _worker_state["data"]  # type: ignore[misc]
@@ -218,18 +285,13 @@ def _score_job(job: Job) -> tuple[Job, dict[str, object] | None, str | None]:
         return _score_job_proxies(job, config, inputs, labels)
     start = time.perf_counter()
     try:
-        arch = nb201.Arch.parse(job.arch)
-        model = nb201.build_onnx(
-            arch, num_classes=config.num_classes, seed=config.seed, input_size=inputs.shape[-1]
-        )
-        result = score(model, inputs, labels, num_threads=1)
+        result = score(_job_model(job, config, inputs), inputs, labels, num_threads=1)
     except GradSignError as exc:
         return job, None, str(exc)
     except Exception as exc:  # a bug, not bad input: keep the traceback for the errors file
         return job, None, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}"
     row = {
-        "index": job.index,
-        "arch": job.arch,
+        **job.identity(),
         "score": result.value,
         "mean": f"{result.mean:.9g}",
         "n_weights": result.n_weights,
@@ -243,13 +305,11 @@ def _score_job_proxies(job: Job, config: BatchConfig, inputs, labels) -> tuple[J
     """Several proxies of one network, sharing its model and data (gradsign through `score` for its extra columns)."""
     from gradsign_rs import proxies
     from gradsign_rs.score import score
-    from gradsign_rs.spaces import nb201
 
     start = time.perf_counter()
-    row: dict[str, object] = {"index": job.index, "arch": job.arch, "n_samples": int(labels.shape[0])}
+    row: dict[str, object] = {**job.identity(), "n_samples": int(labels.shape[0])}
     try:
-        arch = nb201.Arch.parse(job.arch)
-        model = nb201.build_onnx(arch, num_classes=config.num_classes, seed=config.seed, input_size=inputs.shape[-1])
+        model = _job_model(job, config, inputs)
         if "gradsign" in config.proxies:
             result = score(model, inputs, labels, num_threads=1)
             row.update(score=result.value, mean=f"{result.mean:.9g}", n_weights=result.n_weights)
@@ -275,8 +335,8 @@ def run_batch(
     on_row: Callable[[dict[str, object]], None] | None = None,
 ) -> BatchSummary:
     """Score every job not yet in `out`, appending rows as they finish. Returns counts and wall time."""
-    if config.space != "nb201":
-        raise GradSignError(f"unknown search space {config.space!r}; available: nb201")
+    if config.space not in SPACES:
+        raise GradSignError(f"unknown search space {config.space!r}; available: {', '.join(SPACES)}")
     if workers < 1:
         raise GradSignError(f"--workers must be >= 1, got {workers}")
     if config.proxies != DEFAULT_PROXIES:
@@ -287,7 +347,10 @@ def run_batch(
     results = ResultsFile(out, config.columns)
     done = results.open(config)
     jobs = list(jobs)
-    todo = [job for job in jobs if job.index not in done]
+    for job in jobs:
+        if (job.model is not None) != (config.space == "files"):
+            raise GradSignError(f"job {job} does not belong to space {config.space!r}")
+    todo = [job for job in jobs if job.key not in done]
     start = time.perf_counter()
     scored = failed = 0
     from tqdm import tqdm
@@ -303,7 +366,7 @@ def run_batch(
             else:
                 results.record_error(job, error or "unknown error")
                 failed += 1
-                bar.write(f"network {job.index} ({job.arch}) failed: {(error or '').splitlines()[0]}")
+                bar.write(f"network {job} failed: {(error or '').splitlines()[0]}")
             bar.update(1)
             bar.set_postfix(failed=failed, refresh=False)
     finally:

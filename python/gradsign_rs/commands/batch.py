@@ -1,12 +1,13 @@
-"""`gradsign batch --space nb201 --archs all --out RESULTS.csv`: resumable scoring of many networks."""
+"""`gradsign batch --space nb201 --archs all --out RESULTS.csv` or `gradsign batch --models DIR --data FILE.npz
+--out RESULTS.csv`: resumable scoring of many networks (search-space architectures or ONNX files)."""
 
 from __future__ import annotations
 
 import argparse
 import os
 
-from gradsign_rs.batch import DATASETS, BatchConfig, resolve_archs, run_batch
-from gradsign_rs.data import data_root
+from gradsign_rs.batch import DATASETS, BatchConfig, resolve_archs, resolve_models, run_batch
+from gradsign_rs.data import NORMALIZATION, data_root
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,11 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--space", default="nb201", choices=["nb201"], help="search space")
     parser.add_argument("--archs", default="all", help="all | sample:K | FILE of arch strings or indices")
+    parser.add_argument(
+        "--models", default=None, metavar="DIR|GLOB|LIST",
+        help="score ONNX files instead of a search space: a folder of .onnx, a glob pattern, or a text file of paths "
+             "(rows keyed by resolved path; give --data and, unless it is cifar10's, --normalize)",
+    )
     parser.add_argument("--sample-seed", type=int, default=0, help="seed for --archs sample:K")
     parser.add_argument("--dataset", default="cifar10", choices=sorted(DATASETS), help="normalisation, classes and default data")
     parser.add_argument("--data", default=None, metavar="FILE.npz", help="images (default: the dataset's file in $GRADSIGN_DATA)")
     parser.add_argument("--n", type=int, default=128, help="samples per network: the first N of the file after --offset (default 128)")
     parser.add_argument("--offset", type=int, default=0, help="skip the first OFFSET images of the file (default 0)")
+    parser.add_argument("--normalize", default=None, choices=[*NORMALIZATION, "none"],
+                        help="per-channel normalisation of the images (default: the dataset's)")
     parser.add_argument("--seed", type=int, default=42, help="weight initialisation seed (default 42, the paper's)")
     parser.add_argument(
         "--proxies", default="gradsign",
@@ -43,13 +51,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     relative, normalize, classes, _ = DATASETS[args.dataset]
     data = args.data or str(data_root() / relative)
+    if args.normalize is not None:
+        normalize = None if args.normalize == "none" else args.normalize
     from gradsign_rs.proxies import parse_names
 
+    files = args.models is not None
     config = BatchConfig(
-        space=args.space, data=os.path.abspath(data), normalize=normalize, num_classes=classes, n=args.n, seed=args.seed,
+        space="files" if files else args.space, data=os.path.abspath(data), normalize=normalize,
+        num_classes=0 if files else classes, n=args.n, seed=0 if files else args.seed,
         proxies=parse_names(args.proxies), proxy_batch_size=args.proxy_batch_size, offset=args.offset,
     )
-    jobs = resolve_archs(args.archs, sample_seed=args.sample_seed)
+    jobs = resolve_models(args.models) if files else resolve_archs(args.archs, sample_seed=args.sample_seed)
     summary = run_batch(config, jobs, args.out, workers=args.workers, progress=not args.no_progress)
     rate = summary.scored / summary.seconds * 3600 if summary.seconds > 0 and summary.scored else 0.0
     print(
