@@ -23,6 +23,7 @@ from onnx import helper, numpy_helper
 from gradsign_rs import model as gm
 from gradsign_rs._core import GradSignError
 from gradsign_rs._ort import capi, ort, provider_name
+from gradsign_rs.prune import prune_structural_zeros
 
 LABELS = "gradsign.labels"
 LOSS = "gradsign.loss"
@@ -178,6 +179,8 @@ def prepare(
         )
     input_dims = _dims(data)  # as declared, for input validation, before the batch is pinned
     gm.pin_batch_to_one(proto, data.name, logits)
+    # After K is fixed: weights of pruned ops stay in K with gradient 0, exactly what they would have had.
+    prune_structural_zeros(proto)
     live = gm.reachable_weights(proto, weights_k, logits)
     if not live:
         raise GradSignError(f"{source}: none of the {len(weights_k)} scored weights reaches the output {logits!r}")
