@@ -302,17 +302,28 @@ def test_live_params_of_nb201_equal_the_weights_of_the_cell_without_its_dead_edg
     assert proxies.compute(["live_params"], nb201.build_onnx(cell), x, y, batch_size=B)["live_params"] == want
 
 
-def test_nwot_reads_a_forward_pass_equal_to_the_training_passes_relu_inputs(samples):
+def test_nwot_reads_forward_codes_equal_to_the_training_pass_and_counts_them_exactly(samples):
+    from gradsign_rs._core import hamming_matrix
     from gradsign_rs.proxies import nwot
 
     x, y = samples
     workspace = proxies.Workspace(_model("residual_cnn"), x, y, batch_size=B)
-    nwot(workspace)
+    value = nwot(workspace)
     assert "train_pass" not in workspace.__dict__  # no gradient graph was built for nwot
-    forward, trained = workspace.forward_relu_inputs, workspace.train_pass.relu_inputs
-    assert len(forward) == len(trained) > 0
-    for a, b in zip(forward, trained):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    codes, trained = workspace.forward_relu_codes, workspace.train_pass.relu_inputs
+    assert len(codes) == len(trained) > 0
+    for code, inputs in zip(codes, trained):
+        near_zero = np.abs(inputs) < 1e-4  # float noise may flip a unit sitting on the kink
+        assert code.dtype == bool and np.array_equal(code[~near_zero], (inputs > 0)[~near_zero])
+    # The packed-bit kernel equals the float formula on the same codes (both are exact integer counts).
+    kernel = np.zeros((B, B))
+    for code in codes:
+        c = code.reshape(B, -1).astype(np.float64)
+        kernel += c @ c.T + (1 - c) @ (1 - c).T
+    assert value == np.linalg.slogdet(kernel)[1]
+    rows = np.random.default_rng(0).random((5, 77)) > 0.5
+    want = (rows[:, None, :] != rows[None, :, :]).sum(axis=2)
+    np.testing.assert_array_equal(hamming_matrix(np.packbits(rows, axis=1)), want)
 
 
 def test_synflow_and_live_params_share_one_pass(samples, monkeypatch):

@@ -54,3 +54,5 @@ def correlate(
     """Pairs used (C,), estimates, interval lows and highs (C, len(methods)); NaN pairs omitted."""
 def bootstrap_rows(n: int, bootstrap: int, seed: int) -> npt.NDArray[np.uint32]:
     """The rows each resample of `correlate` draws: shape (bootstrap, n)."""
+def hamming_matrix(codes: npt.NDArray[np.uint8], *, num_threads: int | None = None) -> npt.NDArray[np.uint64]:
+    """Hamming distances between the rows of bit-packed codes (e.g. np.packbits(..., axis=1)): (rows, rows)."""

@@ -3,6 +3,7 @@
 use pyo3::prelude::*;
 
 mod accumulator;
+mod codes;
 mod pool;
 mod stats;
 
@@ -19,5 +20,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GradSignError", m.py().get_type::<GradSignError>())?;
     accumulator::register(m)?;
     stats::register(m)?;
+    codes::register(m)?;
     Ok(())
 }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradsign_rs._core import hamming_matrix
 from gradsign_rs.proxies.workspace import Workspace
 
 
@@ -11,19 +12,17 @@ def nwot(workspace: Workspace) -> float:
     """log |det K_H|, K_H = Σ_r [c_r c_rᵀ + (1 − c_r)(1 − c_r)ᵀ] over every ReLU r.
 
     c_r (B x D_r) is the binary code (input > 0) of ReLU r for each sample of one mini-batch (BatchNorm in training
-    mode, from a forward-only pass); K_H[i, j] counts the ReLU units on which samples i and j agree (D minus the
-    Hamming distance). Natural log.
+    mode, from a forward-only pass); K_H[i, j] counts the ReLU units on which samples i and j agree: D minus the
+    Hamming distance of their codes over all ReLUs, which the Rust core counts on bit-packed codes (exact
+    integers). Natural log.
     """
-    relus = workspace.forward_relu_inputs
-    if not relus:
+    codes = workspace.forward_relu_codes
+    if not codes:
         return float("nan")  # no ReLU, no code: the score is undefined
-    batch = relus[0].shape[0]
-    kernel = np.zeros((batch, batch), np.float64)
-    for values in relus:
-        # float32 holds these counts exactly (D_r < 2**24); agreements = c cᵀ + (D - |c_i| - |c_j| + c cᵀ).
-        codes = (values.reshape(batch, -1) > 0).astype(np.float32)
-        ones = codes.sum(axis=1, dtype=np.float64)
-        both = (codes @ codes.T).astype(np.float64)
-        kernel += 2.0 * both + codes.shape[1] - ones[:, None] - ones[None, :]
+    batch = codes[0].shape[0]
+    # Each ReLU's code is padded to whole bytes with zeros in every row: padding never differs, so it adds nothing.
+    packed = np.concatenate([np.packbits(c.reshape(batch, -1), axis=1) for c in codes], axis=1)
+    units = sum(c[0].size for c in codes)
+    kernel = units - hamming_matrix(packed).astype(np.float64)
     _, logdet = np.linalg.slogdet(kernel)
     return float(logdet)

@@ -86,10 +86,10 @@ class Workspace:
         return self.train_session.run(*self.batch(0))
 
     @functools.cached_property
-    def forward_relu_inputs(self) -> tuple[np.ndarray, ...]:
-        """Every Relu node's input on the first batch, from a forward-only pass (what nwot reads: it needs no
-        gradients, so it never pays for the training pass)."""
-        return graphs.forward_relu_inputs(self.network, self.batch(0)[0], provider=self.provider)
+    def forward_relu_codes(self) -> tuple[np.ndarray, ...]:
+        """Which units of every Relu node are active on the first batch, from a forward-only pass (what nwot reads:
+        it needs no gradients, so it never pays for the training pass)."""
+        return graphs.forward_relu_codes(self.network, self.batch(0)[0], provider=self.provider)
 
     def weights(self) -> dict[str, np.ndarray]:
         """The scored weights that reach the logits, by name (the values the training pass was fed)."""
