@@ -422,6 +422,10 @@ def test_ensemble_ranks_and_orientation():
     np.testing.assert_allclose(values, [(0.25 - 1.0) / 2, (0.5 - 2 / 3) / 2, (0.75 - 1 / 3) / 2, 1.0])
 
 
+def test_ensemble_ranks_infinities_as_extremes_and_skips_nan():
+    np.testing.assert_allclose(ens.normalized_ranks(np.array([3.0, -np.inf, np.nan, np.inf])), [2 / 3, 1 / 3, np.nan, 1.0])
+
+
 def test_ensemble_weights_are_a_weighted_mean_of_ranks():
     table = {"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([4.0, 3.0, 2.0, 1.0])}
     rule = ens.EnsembleRule(("a", "b"), (1, 1), (1.0, 3.0))

@@ -99,3 +99,25 @@ def test_zero_initializers_are_not_zeros():
                          ["out"], [zero])
     assert prune_structural_zeros(model) == 2  # the unread Shape and ConstantOfShape only
     assert [n.op_type for n in model.graph.node] == ["Mul", "Add"]
+
+
+@pytest.mark.parametrize("cell", DEAD_CELLS[:4])
+def test_the_input_jacobian_is_identical_with_and_without_pruning(cell, cifar_batch, monkeypatch):
+    from gradsign_rs import proxies
+    from gradsign_rs.proxies import graphs
+
+    x, y = cifar_batch
+    model = nb201.build_onnx(cell, channels=8, cells_per_stage=2)
+    pruned = proxies.Workspace(model, x[:8], y[:8], batch_size=8).input_jacobian
+    graphs._graph_cache.clear()
+    monkeypatch.setattr(graphs, "prune_structural_zeros", lambda proto: 0)
+    full = proxies.Workspace(model, x[:8], y[:8], batch_size=8).input_jacobian
+    np.testing.assert_array_equal(pruned, full)
+
+
+def test_jacob_cov_of_a_network_that_ignores_its_input_is_nan_not_an_error(cifar_batch):
+    from gradsign_rs import proxies
+
+    x, y = cifar_batch
+    model = nb201.build_onnx(DEAD_CELLS[2], channels=8, cells_per_stage=1)  # the cell output is cut off
+    assert np.isnan(proxies.compute(["jacob_cov"], model, x[:8], y[:8], batch_size=8)["jacob_cov"])

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     top = max(1, held_out.size // 100)
     rows = {}
     for column in ["ensemble", *candidates]:
-        finite = evaluation[[column, args.target]].replace([np.inf, -np.inf], np.nan).dropna()
+        finite = evaluation[[column, args.target]].dropna()  # ±inf stay: they rank as the extremes
         oriented = finite.assign(**{column: orientation.get(column, 1) * finite[column]})
         rows[column] = evaluate(oriented, args.target, score=column, bootstrap=args.bootstrap, seed=args.seed)
         rows[column].precision_at_k[top] = stats.precision_at_k(oriented[column], oriented[args.target], top)

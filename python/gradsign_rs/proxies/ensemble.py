@@ -1,7 +1,7 @@
 """ensemble: a rank ensemble of proxies over a population of networks, fitted on a held-out split.
 
 Rule: for networks a in a population, ensemble(a) = Σ_p w_p s_p r_p(a) / Σ_p w_p over the chosen proxies p, where
-r_p(a) is a's average rank (scipy `rankdata`) among the networks with a finite p, divided by that count (so in
+r_p(a) is a's average rank (scipy `rankdata`) among the networks where p is not NaN, divided by that count (so in
 (0, 1]), s_p = ±1 orients p so that larger predicts better, and w_p > 0 is p's weight. A proxy that is NaN for a
 network is left out of that network's weighted mean. Ranks are relative to the population scored, so an ensemble
 value is only comparable within one population.
@@ -47,12 +47,13 @@ class EnsembleRule:
 
 
 def normalized_ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks of the finite values divided by their count (in (0, 1]); NaN where the value is not finite."""
+    """Average ranks of the non-NaN values divided by their count (in (0, 1]); NaN where the value is NaN.
+    ±inf rank as the extremes they are (nwot is -inf for a network whose ReLU codes are all alike)."""
     values = np.asarray(values, np.float64)
-    finite = np.isfinite(values)
+    present = ~np.isnan(values)
     ranks = np.full(values.shape, np.nan)
-    if finite.any():
-        ranks[finite] = stats.rankdata(values[finite]) / finite.sum()
+    if present.any():
+        ranks[present] = stats.rankdata(values[present]) / present.sum()
     return ranks
 
 
@@ -73,8 +74,8 @@ def ensemble(table: Mapping[str, np.ndarray], rule: EnsembleRule) -> np.ndarray:
 
 
 def spearman(values: np.ndarray, target: np.ndarray) -> float:
-    """Spearman rho over the networks where both are finite (scipy)."""
-    keep = np.isfinite(values) & np.isfinite(target)
+    """Spearman rho over the networks where neither is NaN (scipy)."""
+    keep = ~np.isnan(values) & ~np.isnan(target)
     if keep.sum() < 3:
         return float("nan")
     return float(stats.spearmanr(values[keep], target[keep]).statistic)

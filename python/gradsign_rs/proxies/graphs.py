@@ -31,6 +31,7 @@ from onnx import helper, numpy_helper
 from gradsign_rs import engine
 from gradsign_rs import model as gm
 from gradsign_rs._core import GradSignError
+from gradsign_rs.prune import prune_structural_zeros
 
 PROBE_SUFFIX = ".proxy_probe"
 MASK_SUFFIX = ".proxy_relu_mask"
@@ -195,6 +196,18 @@ def _relus_to_masks(model: onnx.ModelProto) -> dict[str, str]:
     return masks
 
 
+def input_reaches_logits(proto: onnx.ModelProto, network: Network) -> bool:
+    """Whether the logits depend on the data input differentiably (not only through its shape)."""
+    return any(network.data_input in proto.graph.node[i].input for i in gm.live_nodes(proto, network.logits))
+
+
+def _pruned_if_input_stays_live(proto: onnx.ModelProto, network: Network) -> onnx.ModelProto:
+    """`proto` pruned, unless pruning cuts every differentiable path from the data input to the logits."""
+    pruned = onnx.ModelProto.FromString(proto.SerializeToString())
+    prune_structural_zeros(pruned)
+    return pruned if input_reaches_logits(pruned, network) else proto
+
+
 def build_batch_program(
     network: Network,
     batch: int,
@@ -207,6 +220,7 @@ def build_batch_program(
     relu_masks: bool = False,
     gradients_of: str = "weights",
     feed_also: frozenset[str] = frozenset(),
+    prune: bool = False,
 ) -> BatchProgram:
     """The model over `batch` samples with a scalar loss and the gradients of that loss.
 
@@ -215,7 +229,9 @@ def build_batch_program(
     absolute: every float initializer replaced by its absolute value. gradients_of: "weights" (the scored weights
     that reach the logits, plus the probes) or "input" (the data input). feed_also: initializers to turn into fed
     inputs as well, so that a run may override them. relu_masks: every Relu multiplies by a fed mask instead (a
-    run must feed `masks`, e.g. from another run's `relu_inputs`).
+    run must feed `masks`, e.g. from another run's `relu_inputs`). prune: drop structural zeros and unread nodes
+    first (`gradsign_rs.prune`): exact for gradients, but not for proxies that count units or weights of the
+    whole graph, so each proxy opts in.
     """
     if batch < 1:
         raise GradSignError(f"batch size must be >= 1, got {batch}")
@@ -227,6 +243,8 @@ def build_batch_program(
     if absolute:
         _absolute_initializers(proto)
     pin_batch(proto, network.data_input, network.logits, batch)
+    if prune:
+        proto = _pruned_if_input_stays_live(proto, network)
     weights = list(network.weights)
     live = gm.reachable_weights(proto, weights, network.logits)
     probe_map = _insert_probes(proto, [w for w in weights if w.name in live], batch) if probes else {}

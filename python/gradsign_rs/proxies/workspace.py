@@ -122,8 +122,14 @@ class Workspace:
     @functools.cached_property
     def input_jacobian(self) -> np.ndarray:
         """d(Σ logits)/dx on the first batch, flattened per sample: (B, input size)."""
+        inputs = self.batch(0)[0]
+        if not graphs.input_reaches_logits(self.network.proto, self.network):
+            # The output ignores the input (e.g. a NAS-Bench-201 cell cut off by `none` edges): the gradient is
+            # exactly 0, and onnxruntime refuses to differentiate along no path.
+            return np.zeros((self.batch_size, inputs[0].size), np.float32)
+        # Pruned: ops that only compute zeros or feed nothing cannot change d(Σ logits)/dx.
         program = graphs.build_batch_program(
-            self.network, self.batch_size, loss="sum_logits", gradients_of="input"
+            self.network, self.batch_size, loss="sum_logits", gradients_of="input", prune=True
         )
-        result = graphs.BatchSession(program, provider=self.provider).run(self.batch(0)[0])
+        result = graphs.BatchSession(program, provider=self.provider).run(inputs)
         return result.gradients[self.network.data_input].reshape(self.batch_size, -1)
