@@ -84,7 +84,9 @@ def prune_structural_zeros(model: onnx.ModelProto) -> int:
     shapes = _static_shapes(model) if zeros else {}
     rewritten = []
     for node in graph.node:
-        kept = [x for x in node.input if not (x in zeros and shapes.get(x) is not None and shapes.get(x) == shapes.get(node.output[0]))]
+        out_shape = shapes.get(node.output[0])
+        # A zero operand is dropped only where it has the output's shape: then Add(x, 0) is x, with no broadcast.
+        kept = [x for x in node.input if not (x in zeros and out_shape is not None and shapes.get(x) == out_shape)]
         if node.op_type in ("Add", "Sum") and node.output[0] not in zeros and len(kept) < len(node.input):
             if len(kept) == 1:
                 node = helper.make_node("Identity", kept, list(node.output), name=node.name)
