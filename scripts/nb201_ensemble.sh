@@ -15,7 +15,8 @@ batch=(.venv/bin/gradsign batch --space nb201 --dataset cifar10 --n 128 --seed 4
 "${batch[@]}" --proxies synflow,live_params,params,flops,nwot --out "$out/cheap_cifar10.csv"
 "${batch[@]}" --proxies jacob_cov --out "$out/jacob_cov_cifar10.csv"
 tables=("$out/cheap_cifar10.csv" "$out/jacob_cov_cifar10.csv")
-scored=$(($(wc -l < results/nb201/gradsign_cifar10.csv) - 1))
+scored=0
+[ -f results/nb201/gradsign_cifar10.csv ] && scored=$(($(wc -l < results/nb201/gradsign_cifar10.csv) - 1))
 if [ "$scored" -ge 15625 ]; then
   tables=(results/nb201/gradsign_cifar10.csv "${tables[@]}")
   note="GradSign from results/nb201/gradsign_cifar10.csv."

@@ -234,7 +234,7 @@ def test_model_specs_that_name_nothing_are_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(GradSignError, match="has no .onnx files"):
         resolve_models(str(tmp_path / "empty"))
-    with pytest.raises(GradSignError, match="matches nothing"):
+    with pytest.raises(GradSignError, match="matches no file"):
         resolve_models(str(tmp_path / "*.onnx"))
     (tmp_path / "list.txt").write_text("gone.onnx\n")
     with pytest.raises(GradSignError, match=r"list.txt:1: model file 'gone.onnx' does not exist"):
@@ -255,3 +255,19 @@ def test_batch_command_scores_a_folder_with_proxies(tmp_path, capsys):
     assert list(table.columns) == ["model", "score", "mean", "n_weights", "n_samples", "params", "seconds"]
     assert len(table) == 2 and (table["params"] > 0).all()
     assert main(args) == 0 and "scored 0, already done 2" in capsys.readouterr().out
+
+
+def test_model_lists_skip_comments_and_refuse_binary_files_and_search_space_flags(tmp_path, capsys):
+    from gradsign_rs.batch import resolve_models
+    from gradsign_rs.cli import main
+
+    paths = _onnx_files(tmp_path / "models", count=1)
+    (tmp_path / "list.txt").write_text("  # a comment\nmodels/net0.onnx\n")
+    assert [j.model for j in resolve_models(str(tmp_path / "list.txt"))] == [str(paths[0].resolve())]
+    (tmp_path / "weights.bin").write_bytes(b"\x80\x81\xfe")
+    with pytest.raises(GradSignError, match="not a .onnx file, and not a text list"):
+        resolve_models(str(tmp_path / "weights.bin"))
+    (tmp_path / "models" / "sub.onnx").mkdir()  # a folder matching the glob is not a model
+    assert len(resolve_models(str(tmp_path / "models" / "*.onnx"))) == 1
+    assert main(["batch", "--models", str(tmp_path / "models"), "--seed", "3", "--out", str(tmp_path / "r.csv")]) == 2
+    assert "--seed choose search-space networks" in capsys.readouterr().err

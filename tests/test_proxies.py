@@ -567,3 +567,34 @@ def test_ensemble_command_errors_name_the_problem(tmp_path, capsys):
     assert "no column(s) ['zen']" in capsys.readouterr().err
     assert main(["ensemble", tables[0], tables[0], "--truth", truth]) == 2
     assert "also come from an earlier table" in capsys.readouterr().err
+
+
+def test_nwot_normalises_inference_mode_batchnorm_with_batch_statistics(samples):
+    # An exporter's default (inference-mode BatchNorm with running mean 5) must not silence every ReLU: nwot's
+    # forward pass uses the batch's statistics, as the training pass does.
+    from onnx import TensorProto, helper, numpy_helper
+
+    from onnx_builders import graph_with
+
+    x, y = samples
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
+        numpy_helper.from_array(np.ones(4, np.float32), "scale"), numpy_helper.from_array(np.zeros(4, np.float32), "bias"),
+        numpy_helper.from_array(np.full(4, 5.0, np.float32), "mean"), numpy_helper.from_array(np.ones(4, np.float32), "var"),
+        numpy_helper.from_array(rng.standard_normal((10, 4)).astype(np.float32), "fc"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("BatchNormalization", ["c", "scale", "bias", "mean", "var"], ["b"]),
+        helper.make_node("Relu", ["b"], ["r"]),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"]),
+        helper.make_node("Flatten", ["p"], ["f"]),
+        helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
+    ]
+    model = graph_with(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+                       [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    workspace = proxies.Workspace(model, x, y, batch_size=B)
+    (codes,), (trained,) = workspace.forward_relu_codes, workspace.train_pass.relu_inputs
+    assert 0.3 < codes.mean() < 0.7
+    assert np.mean(codes == (trained > 0)) > 0.999

@@ -159,32 +159,46 @@ def resolve_archs(spec: str, *, sample_seed: int = 0) -> list[Job]:
 
 def resolve_models(spec: str) -> list[Job]:
     """ONNX files to score: a folder (its `*.onnx`, sorted), a glob pattern, a single `.onnx` file, or a text file
-    listing one path per line (relative to the list; `#` comments). Paths are resolved, so a row's key does not
-    depend on the working directory."""
+    listing one path per line (relative to the list; lines starting with `#` are comments). Paths are resolved, so a
+    row's key does not depend on the working directory; a file rewritten under the same path is not scored again."""
     import glob
 
     path = Path(spec)
     if path.is_dir():
-        found = sorted(path.glob("*.onnx"))
+        found = sorted(p for p in path.glob("*.onnx") if p.is_file())
         if not found:
             raise GradSignError(f"--models {spec!r}: the folder has no .onnx files")
-    elif path.is_file() and path.suffix != ".onnx":
-        found = []
-        for number, line in enumerate(path.read_text().splitlines(), 1):
-            text = line.split("#", 1)[0].strip()
-            if text:
-                listed = (path.parent / text) if not Path(text).is_absolute() else Path(text)
-                if not listed.is_file():
-                    raise GradSignError(f"{path}:{number}: model file {text!r} does not exist")
-                found.append(listed)
-    elif path.is_file():
+    elif path.is_file() and path.suffix.lower() == ".onnx":
         found = [path]
+    elif path.is_file():
+        found = _listed_models(path)
     else:
-        found = sorted(Path(p) for p in glob.glob(spec))
+        found = sorted(Path(p) for p in glob.glob(spec) if Path(p).is_file())
         if not found:
-            raise GradSignError(f"--models {spec!r}: no such file or folder, and the pattern matches nothing")
+            raise GradSignError(f"--models {spec!r}: no such file or folder, and the pattern matches no file")
     models = list(dict.fromkeys(str(p.resolve()) for p in found))
     return [Job(model=m) for m in models]
+
+
+def _listed_models(listing: Path) -> list[Path]:
+    try:
+        lines = listing.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise GradSignError(
+            f"--models {str(listing)!r}: not a .onnx file, and not a text list of model paths (it is not UTF-8 text)"
+        ) from None
+    found = []
+    for number, line in enumerate(lines, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        listed = Path(text) if Path(text).is_absolute() else listing.parent / text
+        if not listed.is_file():
+            raise GradSignError(f"{listing}:{number}: model file {text!r} does not exist")
+        found.append(listed)
+    if not found:
+        raise GradSignError(f"--models {str(listing)!r}: the list names no model")
+    return found
 
 
 class ResultsFile:

@@ -142,6 +142,15 @@ def gradient_graph(loss_model: bytes, requires_grad: set[str], source: str) -> b
     return _build_gradient_graph(loss_model, requires_grad, source)
 
 
+def _pruned(proto: onnx.ModelProto, weights: list[gm.ScoredWeight], logits: str) -> onnx.ModelProto:
+    """`proto` without structural zeros and unread nodes (`gradsign_rs.prune`), after K is fixed: weights of
+    pruned ops stay in K with gradient 0, exactly what they would have had. Unpruned if no weight would stay live
+    (every weight then has gradient 0, and the unpruned graph still gives onnxruntime something to differentiate)."""
+    pruned = onnx.ModelProto.FromString(proto.SerializeToString())
+    prune_structural_zeros(pruned)
+    return pruned if gm.reachable_weights(pruned, weights, logits) else proto
+
+
 def prepare(
     model: object,
     *,
@@ -179,8 +188,7 @@ def prepare(
         )
     input_dims = _dims(data)  # as declared, for input validation, before the batch is pinned
     gm.pin_batch_to_one(proto, data.name, logits)
-    # After K is fixed: weights of pruned ops stay in K with gradient 0, exactly what they would have had.
-    prune_structural_zeros(proto)
+    proto = _pruned(proto, weights_k, logits)
     live = gm.reachable_weights(proto, weights_k, logits)
     if not live:
         raise GradSignError(f"{source}: none of the {len(weights_k)} scored weights reaches the output {logits!r}")

@@ -7,8 +7,10 @@ X = 0), so dropping them leaves every score and count unchanged while skipping t
 Ops whose result nothing reads (a cell node that feeds only `none` edges) are dropped too.
 
 Only exact identities are used: zeros come from ConstantOfShape(value 0) alone (never from a zero initializer,
-since 0·inf is NaN); a Conv or BatchNorm passes a zero on only when its parameters are finite and its bias zero;
-an Add/Sum drops a zero operand only when that operand has the output's static shape (no broadcasting).
+since 0·inf is NaN); a Conv or BatchNorm passes a zero on only when its parameters are finite (for BatchNorm,
+scale / sqrt(epsilon) too) and its bias zero; an Add/Sum drops its zero operands only when a remaining operand
+has the output's static shape (so broadcasting changes nothing). Results are identical up to the sign of a zero
+(x + (-0) is x, where the graph computed +0 only for x = -0), which no sign count or comparison sees.
 """
 
 from __future__ import annotations
@@ -51,10 +53,11 @@ def _passes_zero(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bo
     if node.op_type == "BatchNormalization":
         # Training mode normalises with the batch's own statistics: (0 - 0) / sqrt(0 + eps) * scale + bias = bias.
         scale, bias = _array(inits, node.input[1]), _array(inits, node.input[2])
-        return (
-            _attribute(node, "training_mode", 0) == 1 and scale is not None and bias is not None
-            and bool(np.isfinite(scale).all()) and not np.any(bias)
-        )
+        epsilon = float(_attribute(node, "epsilon", 1e-5))
+        if _attribute(node, "training_mode", 0) != 1 or scale is None or bias is None or not epsilon > 0:
+            return False
+        # 0 / sqrt(eps) * scale must stay 0: no 0 * inf.
+        return bool(np.isfinite(scale.astype(np.float64) / np.sqrt(epsilon)).all()) and not np.any(bias)
     return False
 
 
@@ -70,36 +73,68 @@ def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
     return shapes
 
 
+# Ops with subgraphs read tensors of the outer graph implicitly: a graph that has them is left as it is.
+_CONTROL_FLOW = {"If", "Loop", "Scan"}
+
+
+def _structural_zeros(nodes: list[onnx.NodeProto], inits: dict[str, onnx.TensorProto]) -> set[str]:
+    """Tensors that are exact zeros whatever the input, found to a fixpoint (node order does not matter)."""
+    zeros: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            if not node.output or node.output[0] in zeros:
+                continue
+            from_zero = node.input and node.input[0] in zeros and _passes_zero(node, inits)
+            all_zero = node.op_type in ("Add", "Sum") and node.input and all(x in zeros for x in node.input)
+            if _zero_source(node) or from_zero or all_zero:
+                zeros.add(node.output[0])
+                changed = True
+    return zeros
+
+
+def _without_zero_terms(node: onnx.NodeProto, zeros: set[str], shapes: dict[str, tuple]) -> onnx.NodeProto:
+    """An Add/Sum with its zero operands dropped, when a kept operand has the output's static shape (so dropping
+    changes neither the value nor, through broadcasting, the shape); otherwise the node itself."""
+    if node.op_type not in ("Add", "Sum") or node.output[0] in zeros:
+        return node
+    out_shape = shapes.get(node.output[0])
+    kept = [x for x in node.input if x not in zeros]
+    if len(kept) == len(node.input) or out_shape is None or not any(shapes.get(x) == out_shape for x in kept):
+        return node
+    if len(kept) == 1:
+        return helper.make_node("Identity", kept, list(node.output), name=node.name)
+    return helper.make_node("Sum", kept, list(node.output), name=node.name)
+
+
+def _read_nodes(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
+    """The nodes that the graph outputs depend on, in their original order."""
+    producers = {out: i for i, node in enumerate(nodes) for out in node.output}
+    keep: set[int] = set()
+    stack = list(outputs)
+    while stack:
+        index = producers.get(stack.pop())
+        if index is None or index in keep:
+            continue
+        keep.add(index)
+        stack.extend(x for x in nodes[index].input if x)
+    return [node for i, node in enumerate(nodes) if i in keep]
+
+
 def prune_structural_zeros(model: onnx.ModelProto) -> int:
     """Drop structural zeros and unread nodes from `model` (in place; see the module docstring); returns how many
-    nodes were removed. Graph outputs are always kept, and so is every tensor a remaining node reads."""
+    nodes were removed. Graph outputs are always kept, and so is every tensor a remaining node reads. Graphs with
+    control flow (If, Loop, Scan) are left unchanged."""
     graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    zeros: set[str] = set()
-    for node in graph.node:  # ONNX graphs are topologically sorted
-        if _zero_source(node) or (node.input and node.input[0] in zeros and _passes_zero(node, inits)):
-            zeros.add(node.output[0])
-        elif node.op_type in ("Add", "Sum") and node.input and all(x in zeros for x in node.input):
-            zeros.add(node.output[0])
-    shapes = _static_shapes(model) if zeros else {}
-    rewritten = []
-    for node in graph.node:
-        out_shape = shapes.get(node.output[0])
-        # A zero operand is dropped only where it has the output's shape: then Add(x, 0) is x, with no broadcast.
-        kept = [x for x in node.input if not (x in zeros and out_shape is not None and shapes.get(x) == out_shape)]
-        if node.op_type in ("Add", "Sum") and node.output[0] not in zeros and len(kept) < len(node.input):
-            if len(kept) == 1:
-                node = helper.make_node("Identity", kept, list(node.output), name=node.name)
-            else:
-                node = helper.make_node("Sum", kept, list(node.output), name=node.name)
-        rewritten.append(node)
-    needed = {o.name for o in graph.output}
-    alive = []
-    for node in reversed(rewritten):
-        if any(out in needed for out in node.output):
-            alive.append(node)
-            needed.update(x for x in node.input if x)
-    alive.reverse()
+    if any(node.op_type in _CONTROL_FLOW for node in graph.node):
+        return 0
+    nodes = list(graph.node)
+    zeros = _structural_zeros(nodes, {t.name: t for t in graph.initializer})
+    if zeros:
+        shapes = _static_shapes(model)
+        nodes = [_without_zero_terms(node, zeros, shapes) for node in nodes]
+    alive = _read_nodes(nodes, {o.name for o in graph.output})
     removed = len(graph.node) - len(alive)
     del graph.node[:]
     graph.node.extend(alive)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from gradsign_rs._core import GradSignError
 from gradsign_rs.batch import DATASETS, BatchConfig, resolve_archs, resolve_models, run_batch
 from gradsign_rs.data import NORMALIZATION, data_root
 
@@ -20,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--space", default="nb201", choices=["nb201"], help="search space")
-    parser.add_argument("--archs", default="all", help="all | sample:K | FILE of arch strings or indices")
+    parser.add_argument("--archs", default=None, help="all (default) | sample:K | FILE of arch strings or indices")
     parser.add_argument(
         "--models", default=None, metavar="DIR|GLOB|LIST",
         help="score ONNX files instead of a search space: a folder of .onnx, a glob pattern, or a text file of paths "
@@ -33,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--offset", type=int, default=0, help="skip the first OFFSET images of the file (default 0)")
     parser.add_argument("--normalize", default=None, choices=[*NORMALIZATION, "none"],
                         help="per-channel normalisation of the images (default: the dataset's)")
-    parser.add_argument("--seed", type=int, default=42, help="weight initialisation seed (default 42, the paper's)")
+    parser.add_argument("--seed", type=int, default=None, help="weight initialisation seed (default 42, the paper's)")
     parser.add_argument(
         "--proxies", default="gradsign",
         help="comma-separated proxies, e.g. gradsign,synflow,nwot (default gradsign; others add one column each)",
@@ -56,12 +57,18 @@ def run(args: argparse.Namespace) -> int:
     from gradsign_rs.proxies import parse_names
 
     files = args.models is not None
+    if files:
+        given = [flag for flag, value in (("--archs", args.archs), ("--seed", args.seed)) if value is not None]
+        if given:
+            raise GradSignError(f"{' and '.join(given)} choose search-space networks; ONNX files from --models carry "
+                                "their own weights")
+    seed = 42 if args.seed is None else args.seed
     config = BatchConfig(
         space="files" if files else args.space, data=os.path.abspath(data), normalize=normalize,
-        num_classes=0 if files else classes, n=args.n, seed=0 if files else args.seed,
+        num_classes=0 if files else classes, n=args.n, seed=0 if files else seed,
         proxies=parse_names(args.proxies), proxy_batch_size=args.proxy_batch_size, offset=args.offset,
     )
-    jobs = resolve_models(args.models) if files else resolve_archs(args.archs, sample_seed=args.sample_seed)
+    jobs = resolve_models(args.models) if files else resolve_archs(args.archs or "all", sample_seed=args.sample_seed)
     summary = run_batch(config, jobs, args.out, workers=args.workers, progress=not args.no_progress)
     rate = summary.scored / summary.seconds * 3600 if summary.seconds > 0 and summary.scored else 0.0
     print(

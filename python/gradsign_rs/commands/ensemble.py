@@ -76,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     table = proxy_table(args.results)
     truth = read_table(args.truth or data_root() / "nb201" / "nb201_cifar10.csv", columns=[args.target])
-    table = table.join(truth[[args.target]], how="inner").dropna(subset=[args.target])
+    # Sorted by network, so the seeded split does not depend on the order rows were appended in.
+    table = table.join(truth[[args.target]], how="inner").dropna(subset=[args.target]).sort_index()
     available = [c for c in table.columns if c not in ("arch", args.target)]
     candidates = [p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else available
     unknown = sorted(set(candidates) - set(available))
@@ -141,15 +142,16 @@ def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -
         f"{sum(rule['weights']):g}.",
         f"Everything below is on the other {result['networks']['evaluation']} networks.",
         "",
-        f"| predictor | Spearman ρ (95% CI) | Kendall τ | precision@{top} (top 1%) |",
-        "|---|---|---:|---:|",
+        f"| predictor | networks | Spearman ρ (95% CI) | Kendall τ | precision@{top} (top 1%) |",
+        "|---|---:|---|---:|---:|",
     ]
     for name, e in sorted(rows.items(), key=lambda kv: (kv[0] != "ensemble", -kv[1].spearman)):
-        lines.append(f"| {name} | {e.spearman:.4f} ({e.spearman_ci[0]:.4f}, {e.spearman_ci[1]:.4f}) | "
+        lines.append(f"| {name} | {e.n} | {e.spearman:.4f} ({e.spearman_ci[0]:.4f}, {e.spearman_ci[1]:.4f}) | "
                      f"{e.kendall:.4f} | {e.precision_at_k[top]:.2f} |")
     if subsets:
         lines += ["", "Ensemble by subset of the evaluation networks:", ""]
         lines += [f"- {name}: {n} networks, Spearman {rho:.4f}" for name, (n, rho) in subsets.items()]
-    lines += ["", "Proxies oriented as fitted (a proxy that predicts lower-is-better is negated).",
+    lines += ["", "Proxies oriented as fitted (a proxy that predicts lower-is-better is negated). A single proxy is "
+              "evaluated on the networks where it is not NaN (its `networks` count); the ensemble on all of them.",
               f"Sources: {', '.join(result['sources'])}.", ""]
     return "\n".join(lines)

@@ -308,11 +308,30 @@ def build_batch_program(
     )
 
 
-def forward_relu_codes(network: Network, inputs: np.ndarray, *, provider: str = "cpu") -> tuple[np.ndarray, ...]:
+def _batchnorm_in_training_mode(model: onnx.ModelProto) -> bool:
+    """Set training_mode=1 on every BatchNormalization (in place), as the gradient programs' training rewrite does;
+    False when the opset predates the attribute (13) and a BatchNorm needs it."""
+    batchnorms = [node for node in model.graph.node if node.op_type == "BatchNormalization"]
+    if batchnorms and gm.default_opset(model) < 14:
+        return False
+    for node in batchnorms:
+        kept = [a for a in node.attribute if a.name != "training_mode"]  # epsilon and momentum stay
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("training_mode", 1)])
+        # Training mode requires the updated running statistics as outputs; nothing reads them.
+        while len(node.output) < 3:
+            node.output.append(f"{node.output[0]}.unused_statistic{len(node.output)}")
+    return True
+
+
+def forward_relu_codes(network: Network, inputs: np.ndarray, *, provider: str = "cpu") -> tuple[np.ndarray, ...] | None:
     """Which units of every Relu node are active (input > 0), as bool arrays in node order (as
     `BatchProgram.relu_inputs`), from one forward pass over `inputs` with BatchNorm on batch statistics. The
-    comparison runs in the graph, so a quarter of the bytes come back; no gradient graph is built."""
+    comparison runs in the graph, so a quarter of the bytes come back; no gradient graph is built. None when an
+    opset-13 BatchNorm cannot be put in training mode without one (use a training pass instead)."""
     proto = onnx.ModelProto.FromString(network.proto.SerializeToString())
+    if not _batchnorm_in_training_mode(proto):
+        return None
     pin_batch(proto, network.data_input, network.logits, inputs.shape[0])
     relus = [n.input[0] for n in proto.graph.node if n.op_type == "Relu"]
     unique = list(dict.fromkeys(relus))

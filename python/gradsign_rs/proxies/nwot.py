@@ -19,10 +19,11 @@ def nwot(workspace: Workspace) -> float:
     codes = workspace.forward_relu_codes
     if not codes:
         return float("nan")  # no ReLU, no code: the score is undefined
-    batch = codes[0].shape[0]
+    batch = workspace.batch_size
     # Each ReLU's code is padded to whole bytes with zeros in every row: padding never differs, so it adds nothing.
     packed = np.concatenate([np.packbits(c.reshape(batch, -1), axis=1) for c in codes], axis=1)
-    units = sum(c[0].size for c in codes)
-    kernel = units - hamming_matrix(packed).astype(np.float64)
+    units = sum(c.size // batch for c in codes)
+    # One thread: batch workers already run one network per core.
+    kernel = units - hamming_matrix(packed, num_threads=1).astype(np.float64)
     _, logdet = np.linalg.slogdet(kernel)
     return float(logdet)

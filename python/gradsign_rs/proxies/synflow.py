@@ -83,13 +83,17 @@ def synflow(workspace: Workspace) -> float:
 
 
 def live_params(workspace: Workspace) -> float:
-    """Elements of the scored weights (Conv / Gemm / MatMul) that lie on an input-to-output path.
+    """Elements of the scored weight tensors (Conv / Gemm / MatMul) that carry synaptic flow.
 
-    A weight tensor is live when synflow's pass gives it a nonzero gradient anywhere: with |θ| and an all-ones
-    input every activation is >= 0, so ∂R/∂θ is 0 exactly for a weight whose input is always zero (e.g. fed only
-    by NAS-Bench-201 `none` edges) or whose output never reaches the logits. Such weights do not change the
-    function, so `params` over-counts them; this proxy does not. Whole tensors are counted, so gradient underflow
-    in some elements cannot drop a live tensor's elements. BatchNorm and bias parameters are not counted.
+    A weight tensor counts when synflow's pass gives it a nonzero gradient anywhere. With |θ| and an all-ones
+    input every activation is >= 0, so ∂R/∂θ is 0 exactly for a weight on no input-to-output path of nonzero
+    weights: one whose input is always zero (e.g. fed only by NAS-Bench-201 `none` edges), whose output never
+    reaches the logits, or that only feeds an all-zero layer. Such weights do not change the function, so `params`
+    over-counts them; this proxy does not. Whole tensors are counted, so gradient underflow in some elements cannot
+    drop a live tensor's elements. BatchNorm and bias parameters are not counted. NaN when synflow's pass is not
+    finite at any scale.
     """
     flow = synaptic_flow(workspace)
+    if not flow.finite:
+        return float("nan")
     return float(sum(g.size for g in flow.gradients.values() if np.any(g != 0)))

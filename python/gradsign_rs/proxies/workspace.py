@@ -89,7 +89,10 @@ class Workspace:
     def forward_relu_codes(self) -> tuple[np.ndarray, ...]:
         """Which units of every Relu node are active on the first batch, from a forward-only pass (what nwot reads:
         it needs no gradients, so it never pays for the training pass)."""
-        return graphs.forward_relu_codes(self.network, self.batch(0)[0], provider=self.provider)
+        codes = graphs.forward_relu_codes(self.network, self.batch(0)[0], provider=self.provider)
+        if codes is None:  # an opset-13 BatchNorm has no training mode outside a training graph
+            codes = tuple(values > 0 for values in self.train_pass.relu_inputs)
+        return codes
 
     def weights(self) -> dict[str, np.ndarray]:
         """The scored weights that reach the logits, by name (the values the training pass was fed)."""
