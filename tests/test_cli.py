@@ -114,3 +114,27 @@ def test_eval_of_a_negative_proxy_column_writes_its_report(tmp_path, capsys):
     (evaluation,) = json.loads(capsys.readouterr().out)
     assert evaluation["n"] == 60 and evaluation["spearman"] > 0.9
     assert (report / "scatter_acc.png").stat().st_size > 0 and (report / "topk.png").is_file()
+
+
+def test_eval_splits_nb201_cells_with_and_without_dead_operations(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    from gradsign_rs.spaces import nb201
+
+    rng = np.random.default_rng(2)
+    index = rng.choice(nb201.NUM_ARCHS, 80, replace=False)
+    archs = [str(nb201.Arch.from_index(int(i))) for i in index]
+    dead = nb201.dead_operation_mask(archs)
+    truth = pd.DataFrame({"index": index, "acc": rng.uniform(10, 90, 80)})
+    scores = pd.DataFrame({"index": index, "arch": archs, "score": truth["acc"] + rng.standard_normal(80)})
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    scores.to_csv(tmp_path / "scores.csv", index=False)
+    report = tmp_path / "report"
+    assert main(["eval", str(tmp_path / "scores.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
+                 "--bootstrap", "10", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert f"with dead operations: acc Spearman" in out and f"(n={int(dead.sum())})" in out
+    subsets = json.loads((report / "evaluation.json").read_text())[-1]["subsets"]
+    assert subsets["without dead operations"]["acc"]["n"] == int((~dead).sum())
+    assert "| with dead operations |" in (report / "summary.md").read_text()

@@ -53,8 +53,18 @@ def evaluate(table: pd.DataFrame, target: str, *, score: str = "score", bootstra
     )
 
 
+def subset_spearman(table: pd.DataFrame, masks: dict[str, np.ndarray], targets: list[str], *, score: str = "score"
+                    ) -> dict[str, dict[str, tuple[int, float]]]:
+    """Spearman of `score` with each target within each named subset of the rows: {subset: {target: (n, rho)}}."""
+    return {
+        name: {t: (int(mask.sum()), stats.spearman(table[score][mask], table[t][mask])) for t in targets}
+        for name, mask in masks.items()
+        if mask.sum() >= 3
+    }
+
+
 def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, *, title: str, notes: str = "",
-                 score: str = "score") -> None:
+                 score: str = "score", subsets: dict[str, dict[str, tuple[int, float]]] | None = None) -> None:
     """summary.md, evaluation.json, one scatter plot per target and the top-k curve, in `out`."""
     import matplotlib
 
@@ -79,6 +89,14 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
         lines.append(f"- {e.target}: " + ", ".join(f"top-{k}: {v:.2f}" for k, v in e.top_k_accuracy.items())
                      + f" (best in the table: {best:.2f})")
     lines += ["", f"Intervals: percentile bootstrap over networks, {evaluations[0].bootstrap} resamples.", ""]
+    if subsets:
+        lines += ["Spearman ρ within subsets of the networks:", "",
+                  "| subset | networks | " + " | ".join(e.target for e in evaluations) + " |",
+                  "|---|---:|" + "---:|" * len(evaluations)]
+        for name, by_target in subsets.items():
+            n = next(iter(by_target.values()))[0]
+            lines.append(f"| {name} | {n} | " + " | ".join(f"{by_target[e.target][1]:.4f}" for e in evaluations) + " |")
+        lines.append("")
     for e in evaluations:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         ax.scatter(table[score], table[e.target], s=3, alpha=0.35, linewidths=0)
@@ -106,4 +124,7 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
     plt.close(fig)
     lines += ["", "![accuracy of the top-k networks by score](topk.png)", ""]
     (out / "summary.md").write_text("\n".join(lines))
-    (out / "evaluation.json").write_text(json.dumps([e.to_dict() for e in evaluations], indent=2) + "\n")
+    payload = [e.to_dict() for e in evaluations]
+    if subsets:
+        payload.append({"subsets": {k: {t: {"n": n, "spearman": r} for t, (n, r) in v.items()} for k, v in subsets.items()}})
+    (out / "evaluation.json").write_text(json.dumps(payload, indent=2) + "\n")

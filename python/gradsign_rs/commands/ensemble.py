@@ -59,18 +59,9 @@ def proxy_table(paths: list[str]) -> pd.DataFrame:
     return joined
 
 
-def dead_operation_mask(archs: pd.Series) -> np.ndarray | None:
-    """True for NAS-Bench-201 cells with an op cut off by `none` edges; None when the strings are not NB201 cells."""
-    from gradsign_rs.spaces.nb201 import Arch
-
-    try:
-        return np.array([bool(Arch.parse(a).dead_edges) for a in archs])
-    except GradSignError:
-        return None
-
-
 def run(args: argparse.Namespace) -> int:
     from gradsign_rs.proxies import ensemble as ens
+    from gradsign_rs.spaces import nb201
     from gradsign_rs import stats
     from gradsign_rs.report import evaluate
 
@@ -102,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         rows[column] = evaluate(oriented, args.target, score=column, bootstrap=args.bootstrap, seed=args.seed)
         rows[column].precision_at_k[top] = stats.precision_at_k(oriented[column], oriented[args.target], top)
     subsets = {}
-    dead = dead_operation_mask(table["arch"].iloc[held_out]) if "arch" in table.columns else None
+    dead = nb201.dead_operation_mask(table["arch"].iloc[held_out]) if "arch" in table.columns else None
     if dead is not None:
         for name, mask in (("without dead operations", ~dead), ("with dead operations", dead)):
             if mask.sum() >= 3:

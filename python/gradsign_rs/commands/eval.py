@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gradsign_rs.report import evaluate, write_report  # matplotlib and the stats core load only when evaluating
+    from gradsign_rs.report import evaluate, subset_spearman, write_report  # matplotlib, stats load only here
 
     scores = read_table(args.results, on=args.on, columns=[args.score])
     truth = read_table(args.truth, on=args.on, columns=args.target)
@@ -46,9 +46,11 @@ def run(args: argparse.Namespace) -> int:
         if len(table) < len(wanted):
             print(f"note: {len(wanted) - len(table)} of the {len(wanted)} networks of {args.archs} are not scored yet")
     evaluations = [evaluate(table, t, score=args.score, bootstrap=args.bootstrap, seed=args.seed) for t in args.target]
+    subsets = subset_spearman(table, nb201_subsets(scores.loc[table.index]), args.target, score=args.score)
     if args.report:
         title = args.title or f"GradSign evaluation: {Path(args.results).name}"
-        write_report(table, evaluations, Path(args.report), title=title, notes=args.notes, score=args.score)
+        write_report(table, evaluations, Path(args.report), title=title, notes=args.notes, score=args.score,
+                     subsets=subsets)
     if args.json:
         print(json.dumps([e.to_dict() for e in evaluations], indent=2))
         return 0
@@ -57,6 +59,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"{e.target}: Spearman {e.spearman:.4f} [{e.spearman_ci[0]:.4f}, {e.spearman_ci[1]:.4f}]  "
               f"Kendall {e.kendall:.4f} [{e.kendall_ci[0]:.4f}, {e.kendall_ci[1]:.4f}]  "
               + "  ".join(f"P@{k} {v:.2f}" for k, v in e.precision_at_k.items()))
+    for name, by_target in subsets.items():
+        print(f"  {name}: " + ", ".join(f"{t} Spearman {rho:.4f} (n={n})" for t, (n, rho) in by_target.items()))
     if args.report:
         print(f"report written to {args.report}")
     return 0
+
+
+def nb201_subsets(scores) -> dict:
+    """Masks of NAS-Bench-201 cells without and with dead operations, when the table has NB201 `arch` strings."""
+    if "arch" not in scores.columns:
+        return {}
+    from gradsign_rs.spaces.nb201 import dead_operation_mask
+
+    dead = dead_operation_mask(scores["arch"])
+    return {} if dead is None else {"without dead operations": ~dead, "with dead operations": dead}

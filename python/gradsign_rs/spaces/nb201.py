@@ -17,7 +17,7 @@ import csv
 import dataclasses
 import functools
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -35,6 +35,7 @@ __all__ = [
     "Edge",
     "build_onnx",
     "data_root",
+    "dead_operation_mask",
     "enumerate_archs",
     "index_table_path",
     "sample",
@@ -194,6 +195,15 @@ def sample(rng: np.random.Generator) -> Arch:
 def enumerate_archs() -> Iterator[Arch]:
     """All 15625 architectures: first edge varying slowest, ops in `OPS` order (not the official index order)."""
     return (Arch(ops) for ops in itertools.product(OPS, repeat=len(EDGES)))
+
+
+def dead_operation_mask(archs: Iterable[str]) -> np.ndarray | None:
+    """True for each cell with an op cut off by `none` edges (the 6180 "dead operation" cells); None when some
+    string is not a NAS-Bench-201 cell (e.g. a table of other networks)."""
+    try:
+        return np.array([bool(Arch.parse(a).dead_edges) for a in archs], dtype=bool)
+    except GradSignError:
+        return None
 
 
 def index_table_path() -> Path:
