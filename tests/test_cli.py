@@ -134,7 +134,7 @@ def test_eval_splits_nb201_cells_with_and_without_dead_operations(tmp_path, caps
     assert main(["eval", str(tmp_path / "scores.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
                  "--bootstrap", "10", "--report", str(report)]) == 0
     out = capsys.readouterr().out
-    assert f"with dead operations: acc Spearman" in out and f"(n={int(dead.sum())})" in out
+    assert "with dead operations: acc Spearman" in out and f"(n={int(dead.sum())})" in out
     subsets = json.loads((report / "evaluation.json").read_text())[-1]["subsets"]
     assert subsets["without dead operations"]["acc"]["n"] == int((~dead).sum())
     assert "| with dead operations |" in (report / "summary.md").read_text()
