@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every long job of results/nb201/, in the order the issues need them, each resumable: run this at the start of a
+# session and leave it; re-running after a kill continues where it stopped and scores nothing twice.
+#   1. the GradSign tables (the CIFAR-10 table over all 15625 networks, then its report);
+#   2. the search results (the assisted runs need that table complete);
+#   3. the proxies on all 15625 networks and the rank ensemble.
+# Usage: bash scripts/resume_long_jobs.sh [WORKERS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+workers=${1:-2}
+[ -x .venv/bin/gradsign ] || bash scripts/setup.sh >/dev/null
+bash scripts/nb201_tables.sh "$workers"
+bash scripts/search_results.sh --workers "$workers"
+bash scripts/nb201_ensemble.sh "$workers"
