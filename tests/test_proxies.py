@@ -418,8 +418,10 @@ def test_ensemble_ranks_and_orientation():
     table = {"up": np.array([1.0, 2.0, 3.0, 4.0]), "down": np.array([40.0, 30.0, 20.0, np.nan])}
     rule = ens.EnsembleRule(("up", "down"), (1, -1))
     values = ens.ensemble(table, rule)
-    # down's ranks among its 3 finite values: 3/3, 2/3, 1/3; the NaN network keeps up's rank only.
-    np.testing.assert_allclose(values, [(0.25 - 1.0) / 2, (0.5 - 2 / 3) / 2, (0.75 - 1 / 3) / 2, 1.0])
+    # -down's ranks among its 3 finite values: 1/3, 2/3, 3/3; the NaN network keeps up's rank only.
+    np.testing.assert_allclose(values, [(0.25 + 1 / 3) / 2, (0.5 + 2 / 3) / 2, (0.75 + 1.0) / 2, 1.0])
+    logged = ens.ensemble(table, ens.EnsembleRule(("up", "down"), (1, -1), aggregation="log"))
+    np.testing.assert_allclose(logged, [np.log(0.25 / 3) / 2, np.log(1 / 3) / 2, np.log(0.75) / 2, 0.0])
 
 
 def test_ensemble_ranks_infinities_as_extremes_and_skips_nan():
@@ -433,6 +435,28 @@ def test_ensemble_weights_are_a_weighted_mean_of_ranks():
     np.testing.assert_allclose(ens.ensemble(table, rule), (ranks + 3 * ranks[::-1]) / 4)
     assert rule.to_json()["weights"] == [1.0, 3.0]
     assert ens.EnsembleRule(("a",), (1,)).to_json()["weights"] == [1.0]
+
+
+def test_ensemble_log_aggregation_punishes_one_low_rank():
+    # b is first on one proxy and last on the other, a second on both: the rank mean ties them, the log mean does not.
+    table = {"p": np.array([2.0, 3.0, 1.0]), "q": np.array([2.0, 1.0, 3.0])}
+    mean = ens.ensemble(table, ens.EnsembleRule(("p", "q"), (1, 1)))
+    logged = ens.ensemble(table, ens.EnsembleRule(("p", "q"), (1, 1), aggregation="log"))
+    assert mean[1] == mean[0] and logged[0] > logged[1]
+    with pytest.raises(GradSignError, match="unknown aggregation"):
+        ens.EnsembleRule(("p",), (1,), aggregation="median")
+
+
+def test_ensemble_fit_picks_the_aggregation_that_fits_the_training_split():
+    # The target is high only where both proxies are: the log of ranks fits it better than their mean.
+    rng = np.random.default_rng(3)
+    n = 3000
+    p, q = rng.random(n), rng.random(n)
+    truth = np.minimum(p, q) + 0.01 * rng.standard_normal(n)
+    table = {"p": p, "q": q}
+    rule = ens.fit(table, truth, np.arange(n))
+    assert rule.aggregation == "log" and set(rule.proxies) == {"p", "q"}
+    assert ens.fit(table, truth, np.arange(n), aggregations=("mean",)).aggregation == "mean"
 
 
 def test_ensemble_fit_gives_the_stronger_of_two_proxies_more_weight():
@@ -555,7 +579,7 @@ def test_ensemble_command_joins_fits_on_train_and_reports_held_out(tmp_path, cap
     assert rule.get("nwot") == -1 and "noise" not in rule  # nwot is anti-correlated here: negated, not dropped
     assert result["evaluation"]["ensemble"]["n"] == 240
     assert result["evaluation"]["ensemble"]["spearman"] > result["evaluation"]["gradsign"]["spearman"]
-    assert "rank(nwot)" in (report / "ensemble.md").read_text()
+    assert "rank(-nwot)" in (report / "ensemble.md").read_text()
     assert json.loads(capsys.readouterr().out) == result
 
 

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--train-fraction", type=float, default=0.2, help="share of networks used to fit (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/evaluation split")
     parser.add_argument("--max-size", type=int, default=4, help="most proxies in the rule (default 4)")
+    parser.add_argument("--aggregation", choices=("fit", "mean", "log"), default="fit",
+                        help="combine ranks by their mean or by the mean of their logs; fit (default): whichever "
+                             "fits the training split better")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--report", default=None, metavar="DIR", help="write ensemble.md and ensemble.json here")
     parser.add_argument("--notes", default="", help="a paragraph for the report")
@@ -79,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     values = {p: table[p].to_numpy(np.float64) for p in candidates}
     target = table[args.target].to_numpy(np.float64)
     train, held_out = ens.split(len(table), args.train_fraction, args.seed)
-    rule = ens.fit(values, target, train, candidates=candidates, max_size=args.max_size)
+    aggregations = ens.AGGREGATIONS if args.aggregation == "fit" else (args.aggregation,)
+    rule = ens.fit(values, target, train, candidates=candidates, max_size=args.max_size, aggregations=aggregations)
     evaluation = pd.DataFrame({p: v[held_out] for p, v in values.items()}, index=table.index[held_out])
     evaluation["ensemble"] = ens.ensemble({p: v[held_out] for p, v in values.items()}, rule)
     evaluation[args.target] = target[held_out]
@@ -120,9 +124,10 @@ def run(args: argparse.Namespace) -> int:
 
 def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -> str:
     rule = result["rule"]
-    terms = "".join(
-        f"{(' + ' if s > 0 else ' - ') if i else ('' if s > 0 else '-')}{'' if w == 1 else f'{w:g}·'}rank({p})"
-        for i, (p, s, w) in enumerate(zip(rule["proxies"], rule["signs"], rule["weights"]))
+    log = "log " if rule["aggregation"] == "log" else ""
+    terms = " + ".join(
+        f"{'' if w == 1 else f'{w:g}·'}{log}rank({'' if s > 0 else '-'}{p})"
+        for p, s, w in zip(rule["proxies"], rule["signs"], rule["weights"])
     )
     lines = [
         f"# Rank ensemble of proxies vs {result['target']}",
@@ -130,7 +135,8 @@ def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -
         notes,
         "",
         f"Rule (fitted on {result['networks']['train']} networks, split seed {result['split_seed']}): ({terms}) / "
-        f"{sum(rule['weights']):g}.",
+        f"{sum(rule['weights']):g} (aggregation: {rule['aggregation']}; rank(p) is p's rank among the networks "
+        f"scored, divided by their count).",
         f"Everything below is on the other {result['networks']['evaluation']} networks.",
         "",
         f"| predictor | networks | Spearman ρ (95% CI) | Kendall τ | precision@{top} (top 1%) |",

@@ -1,16 +1,20 @@
 """ensemble: a rank ensemble of proxies over a population of networks, fitted on a held-out split.
 
-Rule: for networks a in a population, ensemble(a) = Σ_p w_p s_p r_p(a) / Σ_p w_p over the chosen proxies p, where
-r_p(a) is a's average rank (scipy `rankdata`) among the networks where p is not NaN, divided by that count (so in
-(0, 1]), s_p = ±1 orients p so that larger predicts better, and w_p > 0 is p's weight. A proxy that is NaN for a
-network is left out of that network's weighted mean. Ranks are relative to the population scored, so an ensemble
-value is only comparable within one population.
+Rule: for networks a in a population, with r_p(a) the average rank (scipy `rankdata`) of s_p·p(a) among the
+networks where p is not NaN, divided by that count (so in (0, 1]), s_p = ±1 orienting p so that larger predicts
+better, and w_p > 0 p's weight, the ensemble is a weighted mean over the chosen proxies p of
+  - "mean": r_p(a)        (a rank sum, as the jacob_cov + params baseline of the issue), or
+  - "log":  log r_p(a)    (a weighted log-product of ranks, as AZ-NAS aggregates its proxies: a network must rank
+                           well on every proxy, since one low rank weighs more than several high ones).
+A proxy that is NaN for a network is left out of that network's weighted mean. Ranks are relative to the
+population scored, so an ensemble value is only comparable within one population.
 
 Fitting (`fit`) sees only the training split: s_p is the sign of p's Spearman correlation with the target there,
-and (proxy, weight) pairs, weights from `WEIGHTS`, are added greedily (forward selection), each time the pair that
-most raises the ensemble's Spearman on the training split, stopping when none raises it by more than `min_gain` or
-`max_size` proxies are chosen. The first proxy's weight is 1 (only ratios matter).
-The evaluation split is never read while fitting (`split` gives disjoint index sets).
+and for each aggregation, (proxy, weight) pairs, weights from `WEIGHTS`, are added greedily (forward selection),
+each time the pair that most raises the ensemble's Spearman on the training split, stopping when none raises it by
+more than `min_gain` or `max_size` proxies are chosen; the aggregation whose rule scores higher on the training split
+is kept. The first proxy's weight is 1 (only ratios matter). The evaluation split is never read while fitting
+(`split` gives disjoint index sets).
 
 Command: `gradsign ensemble RESULTS.csv [MORE.csv ...] [--truth nb201_cifar10.csv] [--target COLUMN] [--report DIR]`.
 """
@@ -28,22 +32,34 @@ from gradsign_rs._core import GradSignError
 
 # Relative weights a proxy may join the ensemble with.
 WEIGHTS = (0.5, 1.0, 2.0)
+# How oriented ranks are combined; `fit` tries each (the first wins ties).
+AGGREGATIONS = ("mean", "log")
 
 
 @dataclasses.dataclass(frozen=True)
 class EnsembleRule:
-    """The chosen proxies, their orientation (+1: larger is better, -1: smaller is better) and weights (1 each by
-    default)."""
+    """The chosen proxies, their orientation (+1: larger is better, -1: smaller is better), weights (1 each by
+    default) and how their ranks are combined (see the module docstring)."""
 
     proxies: tuple[str, ...]
     signs: tuple[int, ...]
     weights: tuple[float, ...] | None = None
+    aggregation: str = "mean"
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in AGGREGATIONS:
+            raise GradSignError(f"ensemble: unknown aggregation {self.aggregation!r}; choose from {AGGREGATIONS}")
 
     def weight_of(self) -> tuple[float, ...]:
         return self.weights if self.weights is not None else (1.0,) * len(self.proxies)
 
     def to_json(self) -> dict[str, object]:
-        return {"proxies": list(self.proxies), "signs": list(self.signs), "weights": list(self.weight_of())}
+        return {
+            "proxies": list(self.proxies),
+            "signs": list(self.signs),
+            "weights": list(self.weight_of()),
+            "aggregation": self.aggregation,
+        }
 
 
 def normalized_ranks(values: np.ndarray) -> np.ndarray:
@@ -64,7 +80,9 @@ def ensemble(table: Mapping[str, np.ndarray], rule: EnsembleRule) -> np.ndarray:
         raise GradSignError(f"ensemble: the table lacks proxies {missing}")
     if not rule.proxies:
         raise GradSignError("ensemble: the rule chooses no proxies")
-    oriented = np.stack([s * normalized_ranks(table[p]) for p, s in zip(rule.proxies, rule.signs)])
+    oriented = np.stack([normalized_ranks(s * np.asarray(table[p], np.float64)) for p, s in zip(rule.proxies, rule.signs)])
+    if rule.aggregation == "log":
+        oriented = np.log(oriented)  # ranks are in (0, 1]: finite, NaN stays NaN
     weights = np.asarray(rule.weight_of(), np.float64)[:, None]
     finite = np.isfinite(oriented)
     counts = np.where(finite, weights, 0.0).sum(axis=0)
@@ -100,8 +118,34 @@ def fit(
     candidates: Sequence[str] | None = None,
     max_size: int = 4,
     min_gain: float = 1e-3,
+    aggregations: Sequence[str] = AGGREGATIONS,
 ) -> EnsembleRule:
-    """Greedy forward selection on the rows `train` only (see the module docstring)."""
+    """Greedy forward selection on the rows `train` only, for each aggregation; the rule that scores higher on the
+    training split is returned (see the module docstring)."""
+    if not aggregations:
+        raise GradSignError("ensemble: no aggregation to fit")
+    target_train = np.asarray(target, np.float64)[train]
+    best_rule, best_rho = None, -np.inf
+    for aggregation in aggregations:
+        rule = _forward_selection(table, target, train, candidates, max_size, min_gain, aggregation)
+        sub = {p: np.asarray(table[p], np.float64)[train] for p in rule.proxies}
+        rho = spearman(ensemble(sub, rule), target_train)
+        if rho > best_rho:
+            best_rule, best_rho = rule, rho
+    assert best_rule is not None
+    return best_rule
+
+
+def _forward_selection(
+    table: Mapping[str, np.ndarray],
+    target: np.ndarray,
+    train: np.ndarray,
+    candidates: Sequence[str] | None,
+    max_size: int,
+    min_gain: float,
+    aggregation: str,
+) -> EnsembleRule:
+    """One aggregation's greedy forward selection on the rows `train`."""
     candidates = list(candidates if candidates is not None else table)
     target_train = np.asarray(target, np.float64)[train]
     sub = {p: np.asarray(table[p], np.float64)[train] for p in candidates}
@@ -120,7 +164,7 @@ def fit(
                 continue
             for w in WEIGHTS if chosen else (1.0,):
                 names = tuple(chosen + [p])
-                rule = EnsembleRule(names, tuple(signs[q] for q in names), tuple(weights + [w]))
+                rule = EnsembleRule(names, tuple(signs[q] for q in names), tuple(weights + [w]), aggregation)
                 trials[(p, w)] = spearman(ensemble(sub, rule), target_train)
         trials = {key: rho for key, rho in trials.items() if np.isfinite(rho)}
         if not trials:
@@ -134,4 +178,4 @@ def fit(
         best = trials[pick]
     if not chosen:
         raise GradSignError("ensemble: no candidate proxy correlates with the target on the training split")
-    return EnsembleRule(tuple(chosen), tuple(signs[p] for p in chosen), tuple(weights))
+    return EnsembleRule(tuple(chosen), tuple(signs[p] for p in chosen), tuple(weights), aggregation)
