@@ -26,10 +26,9 @@ pub enum AccumulatorError {
 impl fmt::Display for AccumulatorError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::OutOfRange { offset, len, n_weights } => write!(
-                f,
-                "block of {len} weights at offset {offset} runs past the accumulator's {n_weights} weights"
-            ),
+            Self::OutOfRange { offset, len, n_weights } => {
+                write!(f, "block of {len} weights at offset {offset} runs past the accumulator's {n_weights} weights")
+            }
             Self::BadShape { rows, cols, len } => {
                 write!(f, "2-D block of shape ({rows}, {cols}) needs {} values, got {len}", rows * cols)
             }
@@ -112,7 +111,12 @@ impl SignAccumulator {
     }
 
     /// Add the signs of one sample's gradient for weights `offset .. offset + block.len()`.
-    pub fn update(&mut self, offset: usize, block: &[f32], pool: Option<&rayon::ThreadPool>) -> Result<(), AccumulatorError> {
+    pub fn update(
+        &mut self,
+        offset: usize,
+        block: &[f32],
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<(), AccumulatorError> {
         self.update_rows(offset, block, 1, block.len(), pool)
     }
 

@@ -46,10 +46,8 @@ pub fn hamming_matrix(codes: &[u8], rows: usize, row_bytes: usize) -> Result<Vec
     }
     let row = |i: usize| &codes[i * row_bytes..(i + 1) * row_bytes];
     // Row i's distances to rows j > i; the lower triangle is mirrored afterwards.
-    let upper: Vec<Vec<u64>> = (0..rows)
-        .into_par_iter()
-        .map(|i| ((i + 1)..rows).map(|j| hamming(row(i), row(j))).collect())
-        .collect();
+    let upper: Vec<Vec<u64>> =
+        (0..rows).into_par_iter().map(|i| ((i + 1)..rows).map(|j| hamming(row(i), row(j))).collect()).collect();
     let mut matrix = vec![0u64; rows * rows];
     for (i, distances) in upper.iter().enumerate() {
         for (offset, &d) in distances.iter().enumerate() {
@@ -79,7 +77,10 @@ mod tests {
             let got = hamming_matrix(&codes, rows, row_bytes).unwrap();
             for i in 0..rows {
                 for j in 0..rows {
-                    let (a, b) = (bits(&codes[i * row_bytes..(i + 1) * row_bytes]), bits(&codes[j * row_bytes..(j + 1) * row_bytes]));
+                    let (a, b) = (
+                        bits(&codes[i * row_bytes..(i + 1) * row_bytes]),
+                        bits(&codes[j * row_bytes..(j + 1) * row_bytes]),
+                    );
                     let want = a.iter().zip(&b).filter(|(x, y)| x != y).count() as u64;
                     assert_eq!(got[i * rows + j], want, "rows {i},{j} of {row_bytes} bytes");
                 }

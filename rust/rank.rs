@@ -61,13 +61,22 @@ impl FromStr for TauVariant {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RankError {
     /// The two inputs of a pair have different lengths.
-    LengthMismatch { names: [&'static str; 2], lens: [usize; 2] },
+    LengthMismatch {
+        names: [&'static str; 2],
+        lens: [usize; 2],
+    },
     /// A NaN under `NanPolicy::Raise`: the input and position of the first one.
-    NanFound { name: &'static str, position: usize },
+    NanFound {
+        name: &'static str,
+        position: usize,
+    },
     UnknownNanPolicy(String),
     UnknownVariant(String),
     /// k outside 1..=n (n: pairs left after the NaN policy).
-    BadK { k: usize, n: usize },
+    BadK {
+        k: usize,
+        n: usize,
+    },
     /// More than `MAX_LEN` observations.
     TooLong(usize),
     /// A correlation method other than spearman / kendall / kendall_c.
@@ -531,7 +540,13 @@ impl PairCounts {
 impl PairCounts {
     /// The counts with x and y swapped.
     fn transposed(self) -> Self {
-        Self { x_ties: self.y_ties, y_ties: self.x_ties, x_distinct: self.y_distinct, y_distinct: self.x_distinct, ..self }
+        Self {
+            x_ties: self.y_ties,
+            y_ties: self.x_ties,
+            x_distinct: self.y_distinct,
+            y_distinct: self.x_distinct,
+            ..self
+        }
     }
 }
 
@@ -737,7 +752,11 @@ fn kendall_ranked(x: &[f64], y: &[f64]) -> PairCounts {
     }
     let (x_distinct, y_distinct) = (x_counts.len(), y_counts.len());
     // Wide items: (x rank, y rank) keys may take 62 bits.
-    kendall_sorted::<(u64, u64), (u64, u64)>(&SortKeys::Dense(x_ranks, x_distinct), &SortKeys::Dense(y_ranks, y_distinct), x.len())
+    kendall_sorted::<(u64, u64), (u64, u64)>(
+        &SortKeys::Dense(x_ranks, x_distinct),
+        &SortKeys::Dense(y_ranks, y_distinct),
+        x.len(),
+    )
 }
 
 /// The input of the x sort, items (sort key, y rank), with y's tie counts. The sort key is x's key; when both
@@ -755,7 +774,8 @@ fn for_x_sort<ByY: PairItem, ByX: PairItem>(x_keys: &SortKeys<'_>, y_keys: &Sort
     if let SortKeys::Dense(ranks, distinct) = y_keys {
         let mut counts = vec![0u64; *distinct];
         ranks.iter().for_each(|&r| counts[r as usize] += 1);
-        let y_runs = RunCounter { run: 0, runs: *distinct as u64, pairs: counts.iter().map(|&c| c * (c - 1) / 2).sum() };
+        let y_runs =
+            RunCounter { run: 0, runs: *distinct as u64, pairs: counts.iter().map(|&c| c * (c - 1) / 2).sum() };
         let y_bits = if matches!(x_keys, SortKeys::Dense(..)) { y_keys.width() } else { 0 };
         let key = |i: usize| x_keys.key(i) << y_bits | if y_bits > 0 { ranks[i] as u64 } else { 0 };
         let items = (0..n).map(|i| ByX::pair(key(i), ranks[i] as u64)).collect();
@@ -979,7 +999,12 @@ fn merge_counting(left: &[u32], right: &[u32], out: &mut [u32]) -> u64 {
 type Pairs<'a> = (Cow<'a, [f64]>, Cow<'a, [f64]>);
 
 /// The pairs a statistic sees after the NaN policy: `None` when the result is NaN (`Propagate` with a NaN).
-fn paired<'a>(x: &'a [f64], y: &'a [f64], names: [&'static str; 2], policy: NanPolicy) -> Result<Option<Pairs<'a>>, RankError> {
+fn paired<'a>(
+    x: &'a [f64],
+    y: &'a [f64],
+    names: [&'static str; 2],
+    policy: NanPolicy,
+) -> Result<Option<Pairs<'a>>, RankError> {
     if x.len() != y.len() {
         return Err(RankError::LengthMismatch { names, lens: [x.len(), y.len()] });
     }
@@ -987,7 +1012,9 @@ fn paired<'a>(x: &'a [f64], y: &'a [f64], names: [&'static str; 2], policy: NanP
     let Some(position) = first_nan else { return Ok(Some((Cow::Borrowed(x), Cow::Borrowed(y)))) };
     match policy {
         NanPolicy::Propagate => Ok(None),
-        NanPolicy::Raise => Err(RankError::NanFound { name: if x[position].is_nan() { names[0] } else { names[1] }, position }),
+        NanPolicy::Raise => {
+            Err(RankError::NanFound { name: if x[position].is_nan() { names[0] } else { names[1] }, position })
+        }
         NanPolicy::Omit => {
             let (kept_x, kept_y) = x.iter().zip(y).filter(|(a, b)| !a.is_nan() && !b.is_nan()).unzip();
             Ok(Some((Cow::Owned(kept_x), Cow::Owned(kept_y))))
@@ -1241,7 +1268,10 @@ mod tests {
         let x = [1.0, 2.0, f64::NAN, 4.0];
         let y = [2.0, 1.0, 3.0, 4.0];
         assert!(spearman(&x, &y, NanPolicy::Propagate).unwrap().is_nan());
-        assert_eq!(spearman(&x, &y, NanPolicy::Omit).unwrap(), spearman(&[1.0, 2.0, 4.0], &[2.0, 1.0, 4.0], NanPolicy::Omit).unwrap());
+        assert_eq!(
+            spearman(&x, &y, NanPolicy::Omit).unwrap(),
+            spearman(&[1.0, 2.0, 4.0], &[2.0, 1.0, 4.0], NanPolicy::Omit).unwrap()
+        );
         assert_eq!(spearman(&y, &x, NanPolicy::Raise), Err(RankError::NanFound { name: "y", position: 2 }));
         assert_eq!(
             kendall_tau(&x, &y[..3], TauVariant::B, NanPolicy::Omit),

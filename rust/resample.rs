@@ -133,7 +133,8 @@ impl RankedColumn {
         let ranked = RankedVariable::from_values(&known)?;
         let n_ranks = ranked.n_ranks();
         let mut known_ranks = ranked.ranks.into_iter();
-        let ranks = values.iter().map(|v| if v.is_nan() { MISSING } else { known_ranks.next().unwrap_or(MISSING) }).collect();
+        let ranks =
+            values.iter().map(|v| if v.is_nan() { MISSING } else { known_ranks.next().unwrap_or(MISSING) }).collect();
         Ok(Self { ranks, n_ranks })
     }
 }
@@ -320,7 +321,13 @@ impl Scratch {
 }
 
 /// Every method for every column under one weighting, flattened `[column * methods + method]`.
-fn weighted_statistics(columns: &[KnightOrder], truth: &RankedColumn, weights: &[u32], methods: &[Method], scratch: &mut Scratch) -> Vec<f64> {
+fn weighted_statistics(
+    columns: &[KnightOrder],
+    truth: &RankedColumn,
+    weights: &[u32],
+    methods: &[Method],
+    scratch: &mut Scratch,
+) -> Vec<f64> {
     // The truth side over every row where the truth is known, shared by the columns without NaN.
     let known = truth.ranks.iter().zip(weights).filter(|(&t, _)| t != MISSING);
     let shared = TruthSide::new(known.map(|(&t, &w)| (t, w as u64)), truth.n_ranks);
@@ -357,7 +364,11 @@ pub fn percentile_interval(values: &[f64], confidence: f64) -> (f64, f64) {
 }
 
 /// Each of `columns` against `truth`: point estimates and percentile bootstrap intervals, on the current pool.
-pub fn correlate(columns: &[&[f64]], truth: &[f64], options: &CorrelateOptions) -> Result<Vec<ColumnCorrelation>, RankError> {
+pub fn correlate(
+    columns: &[&[f64]],
+    truth: &[f64],
+    options: &CorrelateOptions,
+) -> Result<Vec<ColumnCorrelation>, RankError> {
     let n = truth.len();
     check_len(n)?;
     if let Some(bad) = columns.iter().find(|c| c.len() != n) {
@@ -389,7 +400,12 @@ pub fn correlate(columns: &[&[f64]], truth: &[f64], options: &CorrelateOptions) 
                     percentile_interval(&values, options.confidence)
                 })
                 .unzip();
-            ColumnCorrelation { n: order.rows.len(), estimate: estimates[c * width..(c + 1) * width].to_vec(), low, high }
+            ColumnCorrelation {
+                n: order.rows.len(),
+                estimate: estimates[c * width..(c + 1) * width].to_vec(),
+                low,
+                high,
+            }
         })
         .collect())
 }
@@ -413,7 +429,18 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let truth: Vec<f64> = (0..n).map(|_| rng.gen_range(0..40) as f64).collect();
         let columns = (0..4)
-            .map(|c| truth.iter().map(|&t| if c == 3 && rng.gen_bool(0.1) { f64::NAN } else { (t + rng.gen_range(0.0..30.0 * c as f64 + 20.0)).round() }).collect())
+            .map(|c| {
+                truth
+                    .iter()
+                    .map(|&t| {
+                        if c == 3 && rng.gen_bool(0.1) {
+                            f64::NAN
+                        } else {
+                            (t + rng.gen_range(0.0..30.0 * c as f64 + 20.0)).round()
+                        }
+                    })
+                    .collect()
+            })
             .collect();
         (columns, truth)
     }
@@ -488,7 +515,13 @@ mod tests {
         let rows = resample_rows(truth.len(), 21, 0);
         let ranked_truth = RankedColumn::new(&truth).unwrap();
         let orders: Vec<KnightOrder> = columns.iter().map(|c| KnightOrder::new(c, &ranked_truth).unwrap()).collect();
-        let got = weighted_statistics(&orders, &ranked_truth, &weights, &opts.methods, &mut Scratch::new(ranked_truth.n_ranks));
+        let got = weighted_statistics(
+            &orders,
+            &ranked_truth,
+            &weights,
+            &opts.methods,
+            &mut Scratch::new(ranked_truth.n_ranks),
+        );
         for (c, column) in columns.iter().enumerate() {
             let x: Vec<f64> = rows.iter().map(|&r| column[r as usize]).collect();
             let y: Vec<f64> = rows.iter().map(|&r| truth[r as usize]).collect();

@@ -42,7 +42,12 @@ fn on_pair<T: Send>(
 /// Spearman's rho (average ranks for ties), as scipy.stats.spearmanr's statistic.
 #[pyfunction]
 #[pyo3(signature = (x, y, *, nan_policy = "omit"))]
-fn spearman(py: Python<'_>, x: PyReadonlyArray1<'_, f64>, y: PyReadonlyArray1<'_, f64>, nan_policy: &str) -> PyResult<f64> {
+fn spearman(
+    py: Python<'_>,
+    x: PyReadonlyArray1<'_, f64>,
+    y: PyReadonlyArray1<'_, f64>,
+    nan_policy: &str,
+) -> PyResult<f64> {
     let policy: NanPolicy = nan_policy.parse().map_err(to_py_err)?;
     on_pair(py, &x, &y, |x, y| rank::spearman(x, y, policy))
 }
