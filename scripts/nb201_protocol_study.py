@@ -5,8 +5,9 @@ seed and which 128 training images? (Issue 4: if the full table measures less th
 
 Networks: a seeded random `--archs` of the uniform CIFAR-10 sample of 1000 (`sample:1000`, seed 0), whose
 paper-protocol scores (seed 42, images 0-127) are already in results/nb201/gradsign_cifar10.csv. Variants, each a
-resumable `gradsign batch` into results/nb201/protocol/: seeds 0 and 1 on images 0-127, and seed 42 on images
-128-255 and 256-383 (`--variants` picks some). Writes results/nb201/protocol/summary.md (summary_N.md for N
+resumable `gradsign batch` into results/nb201/protocol/: seeds 0 and 1 on images 0-127, seed 42 on images
+128-255 and 256-383, and seed 42 on images 0-127 randomly cropped and flipped as the authors' training loader does
+("augmented"; `--variants` picks some). Writes results/nb201/protocol/summary.md (summary_N.md for N
 networks other than 200): each variant's Spearman with the two CIFAR-10 targets, the variants' agreement with each
 other, and the correlation of their mean rank (less noise).
 """
@@ -28,7 +29,30 @@ TABLE = ROOT / "results" / "nb201" / "gradsign_cifar10.csv"
 TARGETS = ("c10valid_test_200ep", "c10_test_200ep")
 # name -> (seed, image offset); "paper" is read from the main table.
 MIXINGS = 200  # random per-network draws of a variant (the authors-like mixed protocol)
-VARIANTS = {"paper": (42, 0), "seed 0": (0, 0), "seed 1": (1, 0), "images 128-255": (42, 128), "images 256-383": (42, 256)}
+VARIANTS = {"paper": (42, 0), "seed 0": (0, 0), "seed 1": (1, 0), "images 128-255": (42, 128), "images 256-383": (42, 256),
+            "augmented": (42, 0)}
+AUGMENTED = ROOT / ".cache" / "protocol" / "cifar10_first128_augmented.npz"  # derived data: never committed
+
+
+def augmented_images() -> Path:
+    """Images 0-127 of the CIFAR-10 file as the authors' training loader would hand them over: torchvision's
+    RandomCrop(32, padding=4) (zero padding) and RandomHorizontalFlip, drawn once with default_rng(0)."""
+    if AUGMENTED.exists():
+        return AUGMENTED
+    from gradsign_rs.data import data_root
+
+    with np.load(data_root() / "images" / "cifar10_train4000.npz") as archive:
+        x, y = archive["x"][:128], archive["y"][:128]
+    rng = np.random.default_rng(0)
+    padded = np.pad(x, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    out = np.empty_like(x)
+    for i in range(len(x)):
+        top, left = rng.integers(0, 9, size=2)
+        crop = padded[i, top : top + 32, left : left + 32]
+        out[i] = crop[:, ::-1] if rng.random() < 0.5 else crop
+    AUGMENTED.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(AUGMENTED, x=out, y=y)
+    return AUGMENTED
 
 
 def arch_file(count: int) -> Path:
@@ -63,9 +87,13 @@ def score_variant(name: str, archs: Path, workers: int) -> Path:
         return TABLE
     seed, offset = VARIANTS[name]
     out = OUT / f"gradsign_seed{seed}_offset{offset}.csv"
+    data = []
+    if name == "augmented":
+        out = OUT / f"gradsign_seed{seed}_augmented.csv"
+        data = ["--data", str(augmented_images())]
     subprocess.run([str(ROOT / ".venv" / "bin" / "gradsign"), "batch", "--space", "nb201", "--dataset", "cifar10",
                     "--n", "128", "--seed", str(seed), "--offset", str(offset), "--archs", str(archs),
-                    "--workers", str(workers), "--out", str(out)], check=True)
+                    "--workers", str(workers), "--out", str(out), *data], check=True)
     return out
 
 
