@@ -138,3 +138,22 @@ def test_eval_splits_nb201_cells_with_and_without_dead_operations(tmp_path, caps
     subsets = json.loads((report / "evaluation.json").read_text())[-1]["subsets"]
     assert subsets["without dead operations"]["acc"]["n"] == int((~dead).sum())
     assert "| with dead operations |" in (report / "summary.md").read_text()
+
+
+def test_eval_appendix_ends_the_report_and_a_missing_one_is_named(tmp_path, capsys):
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(3)
+    truth = pd.DataFrame({"index": np.arange(40), "acc": rng.uniform(10, 90, 40)})
+    truth.assign(score=truth["acc"] + rng.standard_normal(40))[["index", "score"]].to_csv(tmp_path / "s.csv", index=False)
+    truth.to_csv(tmp_path / "truth.csv", index=False)
+    (tmp_path / "why.md").write_text("## Analysis\n\nThe gap is the image batch.\n")
+    args = ["eval", str(tmp_path / "s.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
+            "--bootstrap", "10", "--report", str(tmp_path / "report")]
+    assert main([*args, "--appendix", str(tmp_path / "why.md")]) == 0
+    summary = (tmp_path / "report" / "summary.md").read_text()
+    assert summary.rstrip().endswith("The gap is the image batch.") and summary.index("## Analysis") > summary.index("topk.png")
+    capsys.readouterr()
+    assert main([*args, "--appendix", str(tmp_path / "missing.md")]) == 2
+    assert "missing.md" in capsys.readouterr().err

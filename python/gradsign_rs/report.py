@@ -64,8 +64,10 @@ def subset_spearman(table: pd.DataFrame, masks: dict[str, np.ndarray], targets: 
 
 
 def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, *, title: str, notes: str = "",
-                 score: str = "score", subsets: dict[str, dict[str, tuple[int, float]]] | None = None) -> None:
-    """summary.md, evaluation.json, one scatter plot per target and the top-k curve, in `out`."""
+                 score: str = "score", subsets: dict[str, dict[str, tuple[int, float]]] | None = None,
+                 appendix: str = "") -> None:
+    """summary.md (ending with `appendix`, markdown), evaluation.json, one scatter plot per target and the top-k
+    curve, in `out`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,6 +125,8 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
     fig.savefig(out / "topk.png", dpi=120)
     plt.close(fig)
     lines += ["", "![accuracy of the top-k networks by score](topk.png)", ""]
+    if appendix:
+        lines += [appendix.rstrip(), ""]
     (out / "summary.md").write_text("\n".join(lines))
     payload = [e.to_dict() for e in evaluations]
     if subsets:

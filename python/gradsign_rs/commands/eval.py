@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from gradsign_rs._core import GradSignError
 from gradsign_rs.truth import read_table
 
 
@@ -28,6 +29,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--report", default=None, metavar="DIR", help="write summary.md, evaluation.json and plots here")
     parser.add_argument("--title", default=None, help="report title")
     parser.add_argument("--notes", default="", help="a paragraph for the report (protocol, caveats)")
+    parser.add_argument("--appendix", default=None, metavar="FILE.md",
+                        help="markdown appended to the report's summary.md (e.g. an analysis of the result)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
 
@@ -35,6 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from gradsign_rs.report import evaluate, subset_spearman, write_report  # matplotlib, stats load only here
 
+    appendix = ""
+    if args.appendix:
+        try:
+            appendix = Path(args.appendix).read_text()
+        except OSError as exc:
+            raise GradSignError(f"--appendix {args.appendix}: cannot read it ({exc.strerror})") from exc
     scores = read_table(args.results, on=args.on, columns=[args.score])
     truth = read_table(args.truth, on=args.on, columns=args.target)
     table = scores[[args.score]].join(truth[args.target], how="inner").dropna()
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         title = args.title or f"GradSign evaluation: {Path(args.results).name}"
         write_report(table, evaluations, Path(args.report), title=title, notes=args.notes, score=args.score,
-                     subsets=subsets)
+                     subsets=subsets, appendix=appendix)
     if args.json:
         print(json.dumps([e.to_dict() for e in evaluations], indent=2))
         return 0
