@@ -622,3 +622,44 @@ def test_nwot_normalises_inference_mode_batchnorm_with_batch_statistics(samples)
     (codes,), (trained,) = workspace.forward_relu_codes, workspace.train_pass.relu_inputs
     assert 0.3 < codes.mean() < 0.7
     assert np.mean(codes == (trained > 0)) > 0.999
+
+
+def test_suite_zero_reads_naslib_op_tuples_into_nb201_indices(tmp_path):
+    import json
+
+    from gradsign_rs.proxies import validation
+    from gradsign_rs.spaces import nb201
+
+    # NASLib ids 0..4 = skip, none, conv3x3, conv1x1, pool; its edge order is (1<-0), (2<-0), (3<-0), (2<-1), ...
+    entries = {"(0, 1, 2, 3, 4, 0)": {"grasp": {"score": 1.5, "time": 0.1}, "val_accuracy": 80.0},
+               "(1, 1, 1, 1, 1, 1)": {"grasp": {"score": -2.0, "time": 0.1}, "val_accuracy": 10.0}}
+    (tmp_path / "zc.json").write_text(json.dumps({"cifar10": entries}))
+    table = validation.read_suite_zero(tmp_path / "zc.json")
+    expected = nb201.Arch.parse("|skip_connect~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|")
+    assert table.loc[expected.index, "grasp"] == 1.5
+    assert table.loc[nb201.Arch(("none",) * 6).index, "grasp"] == -2.0
+    assert list(table.columns) == ["grasp"]  # val_accuracy is not a proxy score
+    with pytest.raises(GradSignError, match="'cifar100' section"):
+        validation.read_suite_zero(tmp_path / "zc.json", dataset="cifar100")
+    (tmp_path / "bad.json").write_text(json.dumps({"cifar10": {"(0, 7, 2, 3, 4, 0)": {}}}))
+    with pytest.raises(GradSignError, match=r"entry '\(0, 7, 2, 3, 4, 0\)' is not a NASLib"):
+        validation.read_suite_zero(tmp_path / "bad.json")
+
+
+def test_validation_reports_agreement_with_a_second_published_source():
+    from gradsign_rs.proxies import validation
+
+    rng = np.random.default_rng(1)
+    index = np.arange(40)
+    truth = pd.Series(rng.standard_normal(40), index=index)
+    published = pd.DataFrame({"snip": truth, "grasp": rng.standard_normal(40)}, index=index)
+    second = pd.DataFrame({"snip": truth[:30] ** 3, "grasp": rng.standard_normal(30)}, index=index[:30])
+    ours = pd.DataFrame({"snip": truth * 2, "grasp": published["grasp"], "fisher": truth}, index=index)
+    rows = {r.proxy: r for r in validation.compare(ours, published.assign(fisher=truth), truth, second)}
+    assert rows["snip"].n_second == rows["snip"].n_published_second == 30
+    assert rows["snip"].ours_vs_second == pytest.approx(1.0) and rows["snip"].published_vs_second == pytest.approx(1.0)
+    assert rows["grasp"].published_vs_second == pytest.approx(rows["grasp"].ours_vs_second)  # ours == published
+    assert rows["grasp"].published_vs_second < 0.5
+    assert rows["fisher"].n_second == 0 and np.isnan(rows["fisher"].ours_vs_second)  # second source lacks fisher
+    text = validation.markdown(list(rows.values()), target="t", source="s")
+    assert "| snip | 40 | 1.0000 | 1.0000 | 1.0000 | PASS | 1.0000 (30) | 1.0000 (30) |" in text

@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("results", metavar="RESULTS.csv", help="a `gradsign batch --proxies ...` table")
     parser.add_argument("--published", default=None, metavar="FILE.csv",
                         help="published values (default: nb201/peer_proxies_cifar10.csv in $GRADSIGN_DATA)")
+    parser.add_argument("--second", default=None, metavar="FILE.json",
+                        help="a second published source, NASLib's NAS-Bench-Suite-Zero JSON (default: "
+                             "suite_zero/zc_nasbench201_subset725.json in $GRADSIGN_DATA, when present)")
     parser.add_argument("--truth", default=None, metavar="TRUTH.csv",
                         help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA)")
     parser.add_argument("--target", default="c10valid_test_200ep", help="accuracy column (default c10valid_test_200ep)")
@@ -28,13 +31,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from gradsign_rs.proxies import PROXIES
-    from gradsign_rs.proxies.validation import compare, markdown, write_report
+    from gradsign_rs.proxies.validation import compare, markdown, read_suite_zero, write_report
 
     ours = read_table(args.results)
     ours = ours[[c for c in ours.columns if c in PROXIES]]
     published = read_table(args.published or data_root() / "nb201" / "peer_proxies_cifar10.csv")
     truth = read_table(args.truth or data_root() / "nb201" / "nb201_cifar10.csv", columns=[args.target])[args.target]
-    rows = compare(ours, published, truth)
+    default_second = data_root() / "suite_zero" / "zc_nasbench201_subset725.json"
+    second_path = args.second or (default_second if default_second.is_file() else None)
+    second = read_suite_zero(second_path) if second_path else None
+    rows = compare(ours, published, truth, second)
     print(markdown(rows, target=args.target, source=args.results), end="")
     if args.report:
         write_report(rows, Path(args.report), target=args.target, source=Path(args.results).name, notes=args.notes)
