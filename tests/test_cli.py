@@ -157,3 +157,22 @@ def test_eval_appendix_ends_the_report_and_a_missing_one_is_named(tmp_path, caps
     capsys.readouterr()
     assert main([*args, "--appendix", str(tmp_path / "missing.md")]) == 2
     assert "missing.md" in capsys.readouterr().err
+
+
+def test_report_score_axis_keeps_zero_scores_one_step_from_the_rest():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from gradsign_rs.report import _set_score_scale
+
+    fig, axes = plt.subplots(1, 3)
+    _set_score_scale(axes[0], pd.Series([7e5, 1e6, 1e7]))
+    _set_score_scale(axes[1], pd.Series([0.0, 0.0, 7e5, 1e7]))  # disconnected cells score 0
+    _set_score_scale(axes[2], pd.Series([-67.0, -65.5, -80.0]))  # jacob_cov is negative
+    assert axes[0].get_xscale() == "log"
+    assert axes[1].get_xscale() == "symlog" and axes[1].xaxis.get_transform().linthresh == 7e5
+    assert axes[2].get_xscale() == "symlog" and axes[2].xaxis.get_transform().linthresh == 65.5
+    plt.close(fig)
