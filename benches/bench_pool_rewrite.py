@@ -27,18 +27,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_engine import machine  # noqa: E402
 
-
-def static_tensors(model: onnx.ModelProto) -> dict[str, tuple[int, tuple]]:
-    """Element type and static shape of every tensor whose shape inference fixes all dimensions."""
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    tensors = {}
-    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        tensor = value.type.tensor_type
-        if tensor.HasField("shape"):
-            dims = tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor.shape.dim)
-            if None not in dims:
-                tensors[value.name] = (tensor.elem_type, dims)
-    return tensors
+from gradsign_rs.proxies.graphs import static_shapes  # noqa: E402
 
 
 def _attr(node: onnx.NodeProto, name: str, default: object) -> object:
@@ -126,14 +115,14 @@ def rewrite_average_pools(model: onnx.ModelProto) -> int:
     graph = model.graph
     if not any(node.op_type == "AveragePool" for node in graph.node):
         return 0
-    tensors = static_tensors(model)
+    shapes = static_shapes(model)
     nodes, rewritten = [], 0
     for node in graph.node:
-        elem_type, shape = tensors.get(node.input[0], (None, None)) if node.input else (None, None)
-        if not _rewritable(node, shape) or elem_type not in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE):
+        shape = shapes.get(node.input[0]) if node.input else None
+        if not _rewritable(node, shape):
             nodes.append(node)
             continue
-        build = _replacement(node, shape, elem_type)
+        build = _replacement(node, shape, onnx.TensorProto.FLOAT)  # NAS-Bench-201 networks are float32
         nodes.extend(build.nodes)
         graph.initializer.extend(build.constants)
         rewritten += 1

@@ -641,6 +641,10 @@ def test_suite_zero_reads_naslib_op_tuples_into_nb201_indices(tmp_path):
     assert list(table.columns) == ["grasp"]  # val_accuracy is not a proxy score
     with pytest.raises(GradSignError, match="'cifar100' section"):
         validation.read_suite_zero(tmp_path / "zc.json", dataset="cifar100")
+    with pytest.raises(GradSignError, match="cannot read them"):
+        validation.read_suite_zero(tmp_path)  # a folder, not a file
+    with pytest.raises(GradSignError, match="do not exist"):
+        validation.read_suite_zero(tmp_path / "missing.json")
     (tmp_path / "bad.json").write_text(json.dumps({"cifar10": {"(0, 7, 2, 3, 4, 0)": {}}}))
     with pytest.raises(GradSignError, match=r"entry '\(0, 7, 2, 3, 4, 0\)' is not a NASLib"):
         validation.read_suite_zero(tmp_path / "bad.json")

@@ -42,6 +42,8 @@ def read_suite_zero(path: str | Path, dataset: str = "cifar10") -> pd.DataFrame:
         entries = json.loads(path.read_text())[dataset]
     except FileNotFoundError:
         raise GradSignError(f"published values {str(path)!r} do not exist") from None
+    except OSError as exc:
+        raise GradSignError(f"published values {str(path)!r}: cannot read them ({exc.strerror})") from exc
     except (ValueError, KeyError, TypeError) as exc:
         raise GradSignError(f"{path}: not a NAS-Bench-Suite-Zero JSON with a {dataset!r} section ({exc!r})") from exc
     rows = {}
