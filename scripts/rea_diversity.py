@@ -6,8 +6,8 @@ M = 10, proxy time charged, as results/nb201/search/) this records, after every 
   hamming    the mean number of edges (of 6) on which two population members differ, over all pairs;
 and per run: the share of evaluations that train a network the run had already evaluated (a repeat buys no
 information but costs the full training time), and the accuracies of the network it found.
-A third variant, not the paper's G-REA, tests the explanation: "unseen first" picks by GradSign among the mutants
-the run has not evaluated yet (all of them when none is new), so proxy time is charged for those only.
+A third variant, not the paper's G-REA, tests the explanation: `--skip-evaluated` picks by GradSign among the
+mutants the run has not evaluated yet (all of them when none is new), so proxy time is charged for those only.
 Writes results/nb201/search/rea_diversity.md and .json.
 
     .venv/bin/python scripts/rea_diversity.py [--runs 100]
@@ -40,23 +40,15 @@ def population_diversity(indices: list[int]) -> tuple[int, float]:
     return len(set(indices)), float(np.mean([sum(a != b for a, b in zip(x, y)) for x, y in pairs]))
 
 
-class UnseenFirst(Assistant):
-    """Assistance that never re-proposes a network the run has evaluated while an unevaluated mutant is on offer."""
-
-    def pick(self, sim: Simulator, archs) -> int:
-        seen = {evaluation.index for evaluation in sim.history}
-        fresh = [position for position, arch in enumerate(archs) if arch.index not in seen]
-        if not fresh or len(fresh) == len(archs):
-            return super().pick(sim, archs)
-        return fresh[super().pick(sim, [archs[position] for position in fresh])]
-
-
-VARIANTS = {"vanilla": None, "gradsign": Assistant, "gradsign, unseen first": UnseenFirst}
+# name -> skip_evaluated of the Assistant (None: vanilla).
+VARIANTS = {"vanilla": None, "gradsign": False, "gradsign, --skip-evaluated": True}
 
 
 def one_run(context: SearchContext, seed: int, variant: str) -> dict:
-    kind = VARIANTS[variant]
-    assistant = None if kind is None else kind(context.scores["gradsign"], context.settings.candidates, charge_time=True)
+    skip = VARIANTS[variant]
+    assistant = None if skip is None else Assistant(
+        context.scores["gradsign"], context.settings.candidates, charge_time=True, skip_evaluated=skip
+    )
     sim = Simulator(context.table, context.settings.budget)
     try:
         regularized_evolution(sim, np.random.default_rng(seed), assistant)

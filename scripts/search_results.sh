@@ -2,7 +2,8 @@
 # The committed NAS results under results/nb201/search/: RS, REA, REINFORCE and BOHB on NAS-Bench-201 (simulated,
 # 12000 s budget), 500 runs each, vanilla and GradSign-assisted (M = 10, proxy time charged), with summary.md,
 # summary.json and the anytime-curve plot anytime.png; then the same with proxy time free (the GradSign paper's
-# accounting) under results/nb201/search_free_proxy/. Runs go to runs.csv as they finish; re-running resumes.
+# accounting) under results/nb201/search_free_proxy/, and with already evaluated candidates skipped (--skip-evaluated)
+# under results/nb201/search_skip_evaluated/. Runs go to runs.csv as they finish; re-running resumes.
 #
 #   bash scripts/search_results.sh                  # vanilla + assisted; needs the full GradSign table
 #   bash scripts/search_results.sh --vanilla-only   # the vanilla algorithms only (no proxy needed)
@@ -44,3 +45,8 @@ free=${out}_free_proxy
 .venv/bin/gradsign search --algo all --runs "$runs" --seed 0 --budget 12000 --workers "$workers" --out "$free/runs.csv" --report "$free" \
   --assist gradsign --scores "$scores" --candidates 10 \
   --no-proxy-time "${on_the_fly[@]}" --title "NAS-Bench-201 search: vanilla vs GradSign-assisted, proxy time free"
+# This project's variant: assisted picks skip candidates the run has already evaluated (proxy time charged).
+skip=${out}_skip_evaluated
+.venv/bin/gradsign search --algo all --runs "$runs" --seed 0 --budget 12000 --workers "$workers" --out "$skip/runs.csv" --report "$skip" \
+  --assist gradsign --scores "$scores" --candidates 10 --skip-evaluated \
+  "${on_the_fly[@]}" --title "NAS-Bench-201 search: vanilla vs GradSign-assisted, already evaluated candidates skipped"

@@ -266,3 +266,50 @@ def test_scores_missing_from_the_table_come_from_the_fallback(tmp_path, scores_c
     on_the_fly = SearchSettings(scores=str(partial), allow_on_the_fly=True)
     assert scores_id(on_the_fly, ["gradsign"]).endswith("+on-the-fly")
     assert not scores_id(SearchSettings(scores=scores_csv, allow_on_the_fly=True), ["gradsign"]).endswith("on-the-fly")
+
+
+def test_skip_evaluated_picks_the_best_new_candidate_and_scores_only_new_ones(table, scores, scores_csv):
+    values = pd.read_csv(scores_csv).set_index("index")
+    ranked = values["score"].sort_values(ascending=False).index.to_numpy()
+    best, second, third = (nb201.Arch.from_index(int(i)) for i in ranked[:3])
+    sim = Simulator(table, budget=1e6)
+    sim.evaluate(best)
+    plain, skipping = Assistant(scores, 3), Assistant(scores, 3, skip_evaluated=True)
+    assert plain.pick(sim, [third, best, second]) == 1  # the paper's rule re-proposes the evaluated best
+    charged = sim.proxy_seconds
+    assert skipping.pick(sim, [third, best, second]) == 2  # the best of the new ones, at its position in the list
+    assert skipping.scored == 2  # the evaluated network is neither scored nor charged
+    assert sim.proxy_seconds - charged == pytest.approx(values.loc[[third.index, second.index], "seconds"].sum())
+    sim.evaluate(second)
+    sim.evaluate(third)
+    assert skipping.pick(sim, [third, best, second]) == 1  # nothing new: all compete as usual
+
+
+@pytest.mark.parametrize("algo", sorted(ALGORITHMS))
+def test_skip_evaluated_runs_repeat_a_network_only_when_every_candidate_was_seen(table, scores, algo):
+    assistant = RecordingAssistant(scores, 6, skip_evaluated=True)
+    sim = Simulator(table, budget=6000.0)
+    with pytest.raises(BudgetExhausted):
+        ALGORITHMS[algo](sim, np.random.default_rng(5), assistant)
+    seen: set[int] = set()
+    picks = iter(assistant.picks)
+    start = 10 if algo == "rea" else 0
+    seen.update(e.index for e in sim.history[:start])
+    for evaluation in sim.history[start:]:
+        candidates, chosen = next(picks)
+        assert candidates[chosen] == evaluation.index
+        if evaluation.index in seen:
+            assert all(i in seen for i in candidates)
+        seen.add(evaluation.index)
+
+
+def test_the_runs_file_records_skip_evaluated_and_refuses_to_mix(tmp_path, scores_csv, capsys):
+    out = tmp_path / "runs.csv"
+    common = ["--algo", "rea", "--assist", "gradsign", "--scores", scores_csv, "--runs", "2", "--budget", "1500"]
+    assert run_cli(*common, "--skip-evaluated", "--out", str(out)) == 0
+    runs = pd.read_csv(out, keep_default_na=False)
+    assert (runs.loc[runs["assist"] == "gradsign", "skip_evaluated"] == "yes").all()
+    assert (runs.loc[runs["assist"] == "none", "skip_evaluated"] == "").all()
+    capsys.readouterr()
+    assert run_cli(*common, "--out", str(out)) == 2
+    assert "skip_evaluated: file has 'yes', this run 'no'" in capsys.readouterr().err

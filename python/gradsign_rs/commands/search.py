@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--budget", type=float, default=12000.0, help="simulated time budget per run, s (default 12000)")
     parser.add_argument("--no-proxy-time", action="store_true",
                         help="do not charge proxy compute time (the GradSign paper's accounting)")
+    parser.add_argument("--skip-evaluated", action="store_true",
+                        help="assisted picks skip candidates the run has already evaluated while a new one is on offer "
+                             "(not the paper's rule; it stops assisted REA re-training the same networks)")
     parser.add_argument("--allow-on-the-fly", action="store_true",
                         help="score networks missing from the table with GradSign during the search (measured seconds)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         raise GradSignError(f"--assist {VANILLA!r} is not a proxy; leave --assist out for vanilla runs only")
     settings = SearchSettings(
         budget=args.budget, candidates=args.candidates, charge_proxy_time=not args.no_proxy_time,
-        scores=args.scores, allow_on_the_fly=args.allow_on_the_fly,
+        scores=args.scores, allow_on_the_fly=args.allow_on_the_fly, skip_evaluated=args.skip_evaluated,
     )
     variants = [VANILLA] + ([args.assist] if args.assist else [])
     specs = [RunSpec(a, v, s) for a in parse_algorithms(args.algo) for v in variants
@@ -117,13 +120,15 @@ def run(args: argparse.Namespace) -> int:
         settings_line = (
             f"Settings: budget {args.budget:g} s per run, seeds {args.seed}..{args.seed + args.runs - 1}"
             + (f", M = {args.candidates} candidates, proxy time {'charged' if settings.charge_proxy_time else 'free'}, "
-               f"scores {args.scores or 'on the fly'}" if args.assist else "") + "."
+               + ("already evaluated candidates skipped, " if settings.skip_evaluated else "")
+               + f"scores {args.scores or 'on the fly'}" if args.assist else "") + "."
         )
         report.write_report(frame, NB201Table.load().finals, Path(args.report), budget=args.budget, title=title,
                             notes=PROTOCOL_NOTES + "\n\n" + settings_line)
     if args.json:
         print(json.dumps({"settings": {"budget": args.budget, "candidates": args.candidates,
-                                       "proxy_time": settings.charge_proxy_time, "scores": args.scores,
+                                       "proxy_time": settings.charge_proxy_time,
+                                       "skip_evaluated": settings.skip_evaluated, "scores": args.scores,
                                        "seeds": [args.seed, args.seed + args.runs - 1]},
                           **report.summary_json(summary, report.paired_gains(frame))}, indent=2))
         return 0

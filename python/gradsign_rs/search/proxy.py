@@ -1,7 +1,9 @@
 """Proxy scores for assisted search: a scores table, optional on-the-fly GradSign, and the pick-by-proxy step.
 
 Assistance as in the GradSign paper: where an algorithm proposes one candidate, it proposes M, and the one with the
-highest proxy score is evaluated. The proxy's compute time is charged to the run's simulated clock by default
+highest proxy score is evaluated. `skip_evaluated` (this project's option, off by default) picks only among the
+candidates the run has not evaluated yet, when there are any: a repeat costs a full training and teaches nothing,
+and with the paper's rule 42% of assisted REA's children are repeats (`scripts/rea_diversity.py`). The proxy's compute time is charged to the run's simulated clock by default
 (seconds per network from the table's `seconds` column, or measured when scored on the fly), once per distinct
 network per run: a run remembers the scores it has paid for. `charge_time=False` reproduces the paper's accounting,
 where proxy time is free.
@@ -118,20 +120,30 @@ class Assistant:
     """Picks the candidate with the highest proxy score for one run, charging each distinct network's proxy time once.
 
     NaN scores rank below every number (a proxy that failed on a network does not pick it); ties go to the
-    earliest candidate, as numpy's argmax.
+    earliest candidate, as numpy's argmax. With `skip_evaluated`, candidates the run has already evaluated are
+    neither scored nor picked while another candidate is new (if none is, all compete as usual).
     """
 
-    def __init__(self, scores: ProxyScores, candidates: int = 10, *, charge_time: bool = True):
+    def __init__(
+        self, scores: ProxyScores, candidates: int = 10, *, charge_time: bool = True, skip_evaluated: bool = False
+    ):
         if candidates < 1:
             raise GradSignError(f"candidates per step must be >= 1, got {candidates}")
         self.scores = scores
         self.candidates = candidates
         self.charge_time = charge_time
+        self.skip_evaluated = skip_evaluated
         self.scored = 0
         self._paid: set[int] = set()
 
     def pick(self, sim: Simulator, archs: Sequence[nb201.Arch]) -> int:
         """Position in `archs` of the best candidate by proxy; charges the proxy time of newly scored networks first."""
+        positions = list(range(len(archs)))
+        if self.skip_evaluated:
+            positions = [p for p in positions if archs[p].index not in sim.evaluated] or positions
+        return positions[self._best_by_proxy(sim, [archs[p] for p in positions])]
+
+    def _best_by_proxy(self, sim: Simulator, archs: Sequence[nb201.Arch]) -> int:
         indices = [arch.index for arch in archs]
         lookups = [self.scores.lookup(i) for i in indices]
         new = list(dict.fromkeys(i for i in indices if i not in self._paid))

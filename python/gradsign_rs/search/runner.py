@@ -55,6 +55,7 @@ class SearchSettings:
     charge_proxy_time: bool = True
     scores: str | None = None  # scores CSV path
     allow_on_the_fly: bool = False
+    skip_evaluated: bool = False  # assisted picks skip networks the run has evaluated (not the paper's rule)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,7 +98,8 @@ class SearchContext:
         assistant = None
         if spec.assisted:
             assistant = Assistant(self.scores[spec.assist], self.settings.candidates,
-                                  charge_time=self.settings.charge_proxy_time)
+                                  charge_time=self.settings.charge_proxy_time,
+                                  skip_evaluated=self.settings.skip_evaluated)
         sim = Simulator(self.table, self.settings.budget)
         rng = np.random.default_rng(spec.seed)
         try:

@@ -16,7 +16,7 @@ from gradsign_rs.search.benchmark import FINAL_COLUMNS
 from gradsign_rs.search.runner import RunResult, RunSpec, SearchSettings
 from gradsign_rs.spaces import nb201
 
-SETTING_COLUMNS = ("budget", "candidates", "proxy_time", "scores")
+SETTING_COLUMNS = ("budget", "candidates", "proxy_time", "skip_evaluated", "scores")
 COLUMNS = (
     "algo", "assist", "seed", *SETTING_COLUMNS,
     "evaluations", "seconds_used", "proxy_seconds", "proxy_scored",
@@ -27,11 +27,12 @@ COLUMNS = (
 
 def settings_of(spec: RunSpec, settings: SearchSettings, scores_id: str) -> dict[str, str]:
     """The row's settings cells for this run (assistance settings are empty for a vanilla run)."""
-    cells = {"budget": f"{settings.budget:g}", "candidates": "", "proxy_time": "", "scores": ""}
+    cells = {"budget": f"{settings.budget:g}", "candidates": "", "proxy_time": "", "skip_evaluated": "", "scores": ""}
     if spec.assisted:
         cells.update(
             candidates=str(settings.candidates),
             proxy_time="charged" if settings.charge_proxy_time else "free",
+            skip_evaluated="yes" if settings.skip_evaluated else "no",
             scores=scores_id,
         )
     return cells
