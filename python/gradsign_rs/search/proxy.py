@@ -144,6 +144,7 @@ class Assistant:
         return positions[self._best_by_proxy(sim, [archs[p] for p in positions])]
 
     def _best_by_proxy(self, sim: Simulator, archs: Sequence[nb201.Arch]) -> int:
+        """Position in `archs` of the highest score, after charging the networks not scored before in this run."""
         indices = [arch.index for arch in archs]
         lookups = [self.scores.lookup(i) for i in indices]
         new = list(dict.fromkeys(i for i in indices if i not in self._paid))
