@@ -96,7 +96,6 @@ class Simulator:
         self.elapsed = 0.0
         self.proxy_seconds = 0.0
         self.history: list[Evaluation] = []
-        self.evaluated: set[int] = set()  # indices in `history`, for O(1) "seen before?" (read-only for callers)
         # (time, index) each time the best-by-reward network changes: the anytime curve of the run.
         self.incumbents: list[tuple[float, int]] = []
         self._best: Evaluation | None = None
@@ -120,7 +119,6 @@ class Simulator:
         reward = float(self.table.reward[index])
         evaluation = Evaluation(index, reward, self.elapsed)
         self.history.append(evaluation)
-        self.evaluated.add(index)
         # Strictly better only: on ties the earlier network stays the incumbent.
         if self._best is None or reward > self._best.reward:
             self._best = evaluation

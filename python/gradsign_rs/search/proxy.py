@@ -1,12 +1,14 @@
 """Proxy scores for assisted search: a scores table, optional on-the-fly GradSign, and the pick-by-proxy step.
 
 Assistance as in the GradSign paper: where an algorithm proposes one candidate, it proposes M, and the one with the
-highest proxy score is evaluated. `skip_evaluated` (this project's option, off by default) picks only among the
-candidates the run has not evaluated yet, when there are any: a repeat costs a full training and teaches nothing,
-and with the paper's rule 42% of assisted REA's children are repeats (`scripts/rea_diversity.py`). The proxy's compute time is charged to the run's simulated clock by default
+highest proxy score is evaluated. The proxy's compute time is charged to the run's simulated clock by default
 (seconds per network from the table's `seconds` column, or measured when scored on the fly), once per distinct
 network per run: a run remembers the scores it has paid for. `charge_time=False` reproduces the paper's accounting,
 where proxy time is free.
+
+`skip_evaluated` (this project's option, off by default) picks only among the candidates the run has not evaluated
+yet, when there are any: a repeat costs a full training and teaches nothing, and with the paper's rule 42% of
+assisted REA's children are repeats (`scripts/rea_diversity.py`).
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ class Assistant:
         """Position in `archs` of the best candidate by proxy; charges the proxy time of newly scored networks first."""
         positions = list(range(len(archs)))
         if self.skip_evaluated:
-            positions = [p for p in positions if archs[p].index not in sim.evaluated] or positions
+            evaluated = {evaluation.index for evaluation in sim.history}
+            positions = [p for p in positions if archs[p].index not in evaluated] or positions
         return positions[self._best_by_proxy(sim, [archs[p] for p in positions])]
 
     def _best_by_proxy(self, sim: Simulator, archs: Sequence[nb201.Arch]) -> int:
