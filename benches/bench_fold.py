@@ -83,13 +83,14 @@ def fold(model: onnx.ModelProto, batch: int, input_size: int) -> None:
 def session(arch: str, batch: int | None, input_size: int = 32):
     """A gradient session over `batch` folded samples, or the engine's batch-1 program when batch is None."""
     from gradsign_rs import engine
-    from gradsign_rs import model as gm
+    from gradsign_rs.frontend import loss
+    from gradsign_rs.frontend.pipeline import prepare_network
+    from gradsign_rs.frontend.unshare import normalization_parameters
     from gradsign_rs.spaces.nb201_onnx import build_onnx
 
-    model = build_onnx(arch)
-    gm.constants_to_initializers(model)
-    gm.unshare_batchnorm_parameters(model)
-    weights = gm.scored_weights(model)
+    network = prepare_network(build_onnx(arch))
+    model = network.proto
+    weights = list(network.weights)
     if batch is not None:
         fold(model, batch, input_size)
     rows = batch or 1
@@ -98,13 +99,13 @@ def session(arch: str, batch: int | None, input_size: int = 32):
     _set_batch(graph.output[0], rows)
     graph.input.append(helper.make_tensor_value_info(engine.LABELS, onnx.TensorProto.INT64, [rows]))
     graph.node.append(
-        helper.make_node("SoftmaxCrossEntropyLoss", ["logits", engine.LABELS], [engine.LOSS, engine.LOG_PROB], reduction="sum")
+        helper.make_node("SoftmaxCrossEntropyLoss", ["logits", engine.LABELS], [loss.LOSS, loss.LOG_PROB], reduction="sum")
     )
     logits = graph.output[0]
     del graph.output[:]
     graph.output.extend([helper.make_tensor_value_info(engine.LOSS, onnx.TensorProto.FLOAT, []), logits])
     names = {w.name for w in weights}
-    fed = engine.feed_as_inputs(graph, names | engine.batchnorm_parameters(graph))
+    model, fed = loss.feed_as_inputs(model, names | normalization_parameters(graph))
     built = engine.gradient_graph(model.SerializeToString(), names, "bench_fold")
     return engine.deterministic_session(built, "cpu", "bench_fold"), fed, [f"{w.name}_grad" for w in weights]
 

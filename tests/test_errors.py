@@ -57,8 +57,8 @@ def test_no_scored_weights():
 
 
 def test_op_without_gradient_names_op_and_node():
-    model = conv_head(extra_nodes=[helper.make_node("HardSwish", ["pooled"], ["hs"], name="my_hardswish")], after="hs")
-    with raises(r"cannot differentiate op HardSwish \(node 'my_hardswish'\)"):
+    model = conv_head(extra_nodes=[helper.make_node("Selu", ["pooled"], ["hs"], name="my_selu")], after="hs")
+    with raises(r"node 'my_selu' is a Selu, which onnxruntime-training 1.19 cannot differentiate"):
         gradsign_rs.score(model, X, Y)
 
 
@@ -144,7 +144,7 @@ def test_unconvertible_opset():
 def test_two_data_inputs():
     model = conv_head()
     model.graph.input.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, ["N", 1]))
-    with raises(r"expected exactly one data input, found 2: \['x', 'mask'\]"):
+    with raises(r"expected exactly one data input, found 2: 'x' \(float \['N', 3, 8, 8\]\), 'mask'"):
         gradsign_rs.score(model, X, Y)
 
 
@@ -159,7 +159,7 @@ def test_unknown_provider():
 
 
 def test_bad_thread_count():
-    with raises("num_threads must be >= 1"):
+    with raises("num_threads must be between 1 and 1024, got 0"):
         gradsign_rs.score(conv_head(), X, Y, num_threads=0)
 
 

@@ -291,14 +291,14 @@ def test_live_params_leave_out_weights_off_every_input_output_path(samples):
     "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",  # all live
 ])
 def test_live_params_of_nb201_equal_the_weights_of_the_cell_without_its_dead_edges(samples, arch):
-    from gradsign_rs import model as gm
+    from gradsign_rs.frontend.weights import scored_weights
     from gradsign_rs.spaces import nb201
 
     x, y = samples
     cell = nb201.Arch.parse(arch)
     live = set(cell.live_edges)
     pruned = nb201.Arch(tuple(e.op if e in live else "none" for e in cell.edges))
-    want = sum(w.size for w in gm.scored_weights(nb201.build_onnx(pruned))) if cell.is_connected else 0
+    want = sum(w.size for w in scored_weights(nb201.build_onnx(pruned))) if cell.is_connected else 0
     assert proxies.compute(["live_params"], nb201.build_onnx(cell), x, y, batch_size=B)["live_params"] == want
 
 

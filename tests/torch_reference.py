@@ -16,9 +16,19 @@ def scored_parameters(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
     ]
 
 
-def gradsign_torch(model: nn.Module, inputs: np.ndarray, labels: np.ndarray) -> int:
-    """Σ_k |Σ_i sign(∂CE_i/∂θ_k)| with batch-1 forward/backward passes in training mode; NaN counts as 0."""
-    model = model.train()
+def protocol_modes(model: nn.Module) -> nn.Module:
+    """BatchNorm in training mode, every other layer (Dropout, stochastic depth) in eval mode."""
+    model.eval()
+    for module in model.modules():
+        if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)):
+            module.train()
+    return model
+
+
+def gradsign_torch(model: nn.Module, inputs: np.ndarray, labels: np.ndarray, *, random_layers: bool = True) -> int:
+    """Σ_k |Σ_i sign(∂CE_i/∂θ_k)| with batch-1 forward/backward passes in training mode; NaN counts as 0.
+    random_layers=False keeps Dropout and stochastic depth inactive (BatchNorm still in training mode)."""
+    model = model.train() if random_layers else protocol_modes(model)
     params = scored_parameters(model)
     counts = [torch.zeros_like(p, dtype=torch.int64) for _, p in params]
     x = torch.from_numpy(np.asarray(inputs, np.float32))

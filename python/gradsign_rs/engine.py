@@ -20,23 +20,19 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from gradsign_rs import model as gm
 from gradsign_rs._core import GradSignError
 from gradsign_rs._ort import capi, ort, provider_name
-from gradsign_rs.prune import prune_structural_zeros
+from gradsign_rs.frontend import loss as loss_pass
+from gradsign_rs.frontend.loss import LABELS, LOSS
+from gradsign_rs.frontend.pin import pin_batch
+from gradsign_rs.frontend.pipeline import Network, prepare_network
+from gradsign_rs.frontend.protocol import Protocol
+from gradsign_rs.frontend.prune import prune
+from gradsign_rs.frontend.unshare import normalization_parameters
+from gradsign_rs.frontend.weights import ScoredWeight, reachable_weights
 
-LABELS = "gradsign.labels"
-LOSS = "gradsign.loss"
-LOG_PROB = "gradsign.log_prob"
 # onnxruntime's graph transformers log at INFO by default: keep warnings and errors only.
 ort.set_default_logger_severity(3)
-
-_NUMPY_OF_ONNX = {
-    onnx.TensorProto.FLOAT: np.float32,
-    onnx.TensorProto.DOUBLE: np.float64,
-    onnx.TensorProto.FLOAT16: np.float16,
-}
-
 
 @dataclasses.dataclass(frozen=True)
 class GradientProgram:
@@ -49,10 +45,11 @@ class GradientProgram:
     input_dims: tuple[int | str | None, ...]
     input_dtype: type
     logits: str
-    weights: tuple[gm.ScoredWeight, ...]
+    weights: tuple[ScoredWeight, ...]
     live: frozenset[str]
-    # Tensors fed as inputs on every run: the scored weights and the BatchNorm parameters.
+    # Tensors fed as inputs on every run: the scored weights and the normalisation parameters.
     weight_values: dict[str, np.ndarray]
+    protocol: Protocol = Protocol(follows_paper=True)
 
     @property
     def n_weights(self) -> int:
@@ -70,47 +67,11 @@ _cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def _dims(value_info: onnx.ValueInfoProto) -> tuple[int | str | None, ...]:
-    shape = value_info.type.tensor_type.shape
-    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim)
-
-
 def _loss_graph(model: onnx.ModelProto, logits: str, live: set[str]) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
-    """Add labels and a cross-entropy loss; move tensors that must stay distinct to graph inputs.
-
-    Moved (and returned by name, to be fed on every run): the live scored weights, which are differentiated, and
-    every BatchNormalization parameter, because onnxruntime merges equal initializers (fresh BN scales are all
-    ones) and two BatchNorms sharing one scale break its gradient builder ("Duplicate definition").
-    """
-    graph = model.graph
-    graph.input.append(helper.make_tensor_value_info(LABELS, onnx.TensorProto.INT64, [1]))
-    # The gradient builder reads the log-probabilities output (O(1)), so the node must declare it.
-    graph.node.append(
-        helper.make_node("SoftmaxCrossEntropyLoss", [logits, LABELS], [LOSS, LOG_PROB], name="gradsign/loss")
-    )
-    logits_info = next(o for o in graph.output if o.name == logits)
-    del graph.output[:]
-    graph.output.extend([helper.make_tensor_value_info(LOSS, onnx.TensorProto.FLOAT, []), logits_info])
-    return model, feed_as_inputs(graph, set(live) | batchnorm_parameters(graph))
-
-
-def batchnorm_parameters(graph: onnx.GraphProto) -> set[str]:
-    """Scale, bias, mean and variance of every BatchNormalization node."""
-    return {name for node in graph.node if node.op_type == "BatchNormalization" for name in node.input[1:5] if name}
-
-
-def feed_as_inputs(graph: onnx.GraphProto, names: set[str]) -> dict[str, np.ndarray]:
-    """Move the named initializers to graph inputs (in place); returns their values, to be fed on every run."""
-    values, kept = {}, []
-    for tensor in graph.initializer:
-        if tensor.name in names:
-            values[tensor.name] = numpy_helper.to_array(tensor).copy()
-            graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, list(tensor.dims)))
-        else:
-            kept.append(tensor)
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    return values
+    """The per-sample loss program: labels and a cross-entropy loss on the logits, with the live scored weights
+    and every normalisation parameter fed as inputs (`gradsign_rs.frontend.loss.feed_as_inputs` says why)."""
+    with_loss = loss_pass.add_cross_entropy(model, logits, 1)
+    return loss_pass.feed_as_inputs(with_loss, set(live) | normalization_parameters(with_loss.graph))
 
 
 def _build_gradient_graph(loss_model: bytes, live: set[str], source: str) -> bytes:
@@ -142,13 +103,13 @@ def gradient_graph(loss_model: bytes, requires_grad: set[str], source: str) -> b
     return _build_gradient_graph(loss_model, requires_grad, source)
 
 
-def _pruned(proto: onnx.ModelProto, weights: list[gm.ScoredWeight], logits: str) -> onnx.ModelProto:
-    """`proto` without structural zeros and unread nodes (`gradsign_rs.prune`), after K is fixed: weights of
-    pruned ops stay in K with gradient 0, exactly what they would have had. Unpruned if no weight would stay live
-    (every weight then has gradient 0, and the unpruned graph still gives onnxruntime something to differentiate)."""
-    pruned = onnx.ModelProto.FromString(proto.SerializeToString())
-    prune_structural_zeros(pruned)
-    return pruned if gm.reachable_weights(pruned, weights, logits) else proto
+def _pruned(proto: onnx.ModelProto, weights: tuple[ScoredWeight, ...], logits: str) -> onnx.ModelProto:
+    """`proto` without structural zeros and unread nodes (`gradsign_rs.frontend.prune`), after K is fixed: weights
+    of pruned ops stay in K with gradient 0, exactly what they would have had. Unpruned if no weight would stay
+    live (every weight then has gradient 0, and the unpruned graph still gives onnxruntime something to
+    differentiate)."""
+    pruned = prune(proto)
+    return pruned if reachable_weights(pruned, list(weights), logits) else proto
 
 
 def prepare(
@@ -156,42 +117,26 @@ def prepare(
     *,
     weights: str | list[str] = "conv_linear",
     batchnorm: str = "train",
+    input: str | None = None,
     output: str | None = None,
+    constant_inputs: dict[str, np.ndarray] | None = None,
 ) -> GradientProgram:
-    """Validate `model` and build its gradient program (cached by the content hash of the loss graph).
+    """Prepare `model` with the front end (`gradsign_rs.frontend.pipeline.prepare_network`: every option is
+    documented there) and build its per-sample gradient program (cached by the content hash of the loss graph)."""
+    network = prepare_network(
+        model, weights=weights, batchnorm=batchnorm, input=input, output=output, constant_inputs=constant_inputs
+    )
+    return program_of(network)
 
-    batchnorm: "train" runs every BatchNormalization in training mode with per-sample statistics (the paper's
-    setting); "as_exported" keeps inference-mode BatchNorm nodes on their running statistics.
-    """
-    if batchnorm not in ("train", "as_exported"):
-        raise GradSignError(f"batchnorm must be 'train' or 'as_exported', got {batchnorm!r}")
-    proto, source = gm.load_model(model)
-    proto = onnx.ModelProto.FromString(proto.SerializeToString())  # never mutate the caller's model
-    proto = gm.normalize_versions(proto, source)
-    gm.constants_to_initializers(proto)
-    gm.unshare_batchnorm_parameters(proto)
-    if batchnorm == "as_exported":
-        gm.batchnorm_as_exported(proto)
-    data = gm.data_input(proto, source)
-    elem = data.type.tensor_type.elem_type
-    if elem not in _NUMPY_OF_ONNX:
-        raise GradSignError(
-            f"{source}: data input {data.name!r} has element type {onnx.TensorProto.DataType.Name(elem)}; "
-            "gradients need a floating-point input"
-        )
-    logits = gm.logits_output(proto, source, output)
-    gm.check_logits_shape(proto, source, logits)
-    weights_k = gm.scored_weights(proto, weights)
-    if not weights_k:
-        raise GradSignError(
-            f"{source}: no scored weights: the model has no Conv, Gemm or MatMul whose weight is a float32 initializer"
-        )
-    input_dims = _dims(data)  # as declared, for input validation, before the batch is pinned
-    gm.pin_batch_to_one(proto, data.name, logits)
-    proto = _pruned(proto, weights_k, logits)
-    live = gm.reachable_weights(proto, weights_k, logits)
+
+def program_of(network: Network) -> GradientProgram:
+    """The per-sample (batch 1) gradient program of a prepared network."""
+    source, logits = network.source, network.logits
+    proto = pin_batch(network.proto, network.data_input, logits, 1)
+    proto = _pruned(proto, network.weights, logits)
+    live = reachable_weights(proto, list(network.weights), logits)
     if not live:
-        raise GradSignError(f"{source}: none of the {len(weights_k)} scored weights reaches the output {logits!r}")
+        raise GradSignError(f"{source}: none of the {len(network.weights)} scored weights reaches the output {logits!r}")
     loss_model, values = _loss_graph(proto, logits, live)
     loss_bytes = loss_model.SerializeToString()
     key = hashlib.sha256(loss_bytes).hexdigest()
@@ -209,58 +154,15 @@ def prepare(
         source=source,
         graph=graph,
         key=key,
-        data_input=data.name,
-        input_dims=input_dims,
-        input_dtype=_NUMPY_OF_ONNX[elem],
+        data_input=network.data_input,
+        input_dims=network.input_dims,
+        input_dtype=network.input_dtype,
         logits=logits,
-        weights=tuple(weights_k),
+        weights=network.weights,
         live=frozenset(live),
         weight_values=values,
+        protocol=network.protocol,
     )
-
-
-def check_inputs(program: GradientProgram, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate samples against the model's data input; returns C-contiguous arrays of the model's dtypes."""
-    dims = program.input_dims
-    if dims and isinstance(dims[0], int) and dims[0] > 1:
-        raise GradSignError(
-            f"the model's input {program.data_input!r} has a fixed batch size {dims[0]}; per-sample gradients need "
-            "batch 1: export it with a dynamic (or size-1) batch dimension"
-        )
-    return check_samples(inputs, labels, data_input=program.data_input, dims=dims, dtype=program.input_dtype)
-
-
-def check_samples(
-    inputs: np.ndarray, labels: np.ndarray, *, data_input: str, dims: tuple[int | str | None, ...], dtype: type
-) -> tuple[np.ndarray, np.ndarray]:
-    """Samples and labels checked against a data input of declared `dims` (batch first) and element `dtype`:
-    at least one sample, float inputs of matching shape without NaN/inf, one integer label >= 0 per sample.
-    Returns C-contiguous arrays of `dtype` and int64."""
-    inputs = np.asarray(inputs)
-    labels = np.asarray(labels)
-    if inputs.ndim == 0 or inputs.shape[0] == 0:
-        raise GradSignError(f"no samples: inputs have shape {inputs.shape}; at least one sample is needed")
-    if not np.issubdtype(inputs.dtype, np.floating):
-        raise GradSignError(
-            f"inputs have dtype {inputs.dtype}; the model's input {data_input!r} takes "
-            f"{np.dtype(dtype).name} (normalise images first, e.g. with gradsign_rs.load_images)"
-        )
-    if dims and (len(dims) != inputs.ndim or any(
-        isinstance(d, int) and d > 0 and d != s for d, s in zip(dims[1:], inputs.shape[1:])
-    )):
-        shown = tuple(d if isinstance(d, int) and d > 0 else "?" for d in dims)
-        raise GradSignError(f"inputs of shape {inputs.shape} do not match the model's input {data_input!r} of shape {shown}")
-    if labels.shape != (inputs.shape[0],):
-        raise GradSignError(f"labels have shape {labels.shape}, expected ({inputs.shape[0]},) to match the inputs")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise GradSignError(f"labels must be integer class indices, got dtype {labels.dtype}")
-    finite = np.isfinite(inputs.reshape(inputs.shape[0], -1)).all(axis=1)
-    if not finite.all():
-        bad = np.flatnonzero(~finite)
-        raise GradSignError(f"inputs contain NaN or inf in {bad.size} sample(s), first at index {bad[0]}")
-    if labels.min() < 0:
-        raise GradSignError(f"labels must be >= 0, found {labels.min()} at index {int(np.argmin(labels))}")
-    return np.ascontiguousarray(inputs, dtype=dtype), np.ascontiguousarray(labels, dtype=np.int64)
 
 
 def deterministic_session(graph: bytes, provider: str, what: str) -> object:

@@ -10,8 +10,9 @@ import time
 
 import numpy as np
 
-from gradsign_rs import engine
-from gradsign_rs._core import GradSignError, SignAccumulator
+from gradsign_rs import engine, validate
+from gradsign_rs._core import SignAccumulator
+from gradsign_rs.frontend.pipeline import Network, prepare_network
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,11 @@ class Score:
     seconds: float
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     nonfinite_losses: int = 0
+    # "paper" when the score follows the paper's protocol, "flagged" when not: `protocol_reasons` say why.
+    protocol: str = "paper"
+    protocol_reasons: tuple[str, ...] = ()
+    # Exact adaptations made to the exported graph (a Softmax skipped, Dropout made inactive...).
+    protocol_notes: tuple[str, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -43,6 +49,9 @@ class Score:
             "seconds": self.seconds,
             "timings": self.timings,
             "nonfinite_losses": self.nonfinite_losses,
+            "protocol": self.protocol,
+            "protocol_reasons": list(self.protocol_reasons),
+            "protocol_notes": list(self.protocol_notes),
             "per_layer": self.per_layer,
             "layer_sizes": self.layer_sizes,
         }
@@ -61,11 +70,14 @@ def score(
     provider: str = "cpu",
     num_threads: int | None = None,
     batchnorm: str = "train",
+    input: str | None = None,
     output: str | None = None,
+    constant_inputs: dict[str, np.ndarray] | None = None,
 ) -> Score:
     """GradSign of a classifier on labelled samples.
 
-    model: ONNX path, os.PathLike, onnx.ModelProto, serialized bytes, or a torch.nn.Module (exported on the fly).
+    model: ONNX path, os.PathLike, onnx.ModelProto, serialized bytes, a torch.nn.Module (exported on the fly by
+        `from_torch`), or a `gradsign_rs.frontend.Network` already prepared.
     inputs: float `(N, ...)` matching the model's data input; labels: int `(N,)` class indices.
     weights: "conv_linear" (every Conv / fully connected weight, as the paper) or a list of initializer names.
     num_threads: samples run in parallel, each on a single-threaded onnxruntime lane (None: one per core); the
@@ -76,18 +88,17 @@ def score(
         from gradsign_rs.torch_export import from_torch
 
         model = from_torch(model, np.asarray(inputs)[:1])
-    program = engine.prepare(model, weights=weights, batchnorm=batchnorm, output=output)
-    inputs, labels = engine.check_inputs(program, inputs, labels)
-    if num_threads is not None and num_threads < 1:
-        raise GradSignError(f"num_threads must be >= 1, got {num_threads}")
-    source = engine.GradientSource(program, provider=provider)
-    classes = source.num_classes(inputs[0])
-    if labels.max() >= classes:
-        raise GradSignError(
-            f"label {labels.max()} (index {int(np.argmax(labels))}) is outside the model's {classes} logits"
+    threads = validate.check_threads(num_threads)
+    if not isinstance(model, Network):
+        model = prepare_network(
+            model, weights=weights, batchnorm=batchnorm, input=input, output=output, constant_inputs=constant_inputs
         )
+    inputs, labels = validate.check_samples(model, inputs, labels)
+    program = engine.program_of(model)
+    source = engine.GradientSource(program, provider=provider)
+    validate.check_labels(labels, source.num_classes(inputs[0]), program.source)
     prepared = time.perf_counter()
-    workers = min(num_threads or os.cpu_count() or 1, len(labels))
+    workers = min(threads or os.cpu_count() or 1, len(labels))
     accumulator = SignAccumulator(program.n_weights, num_threads=1)
     results = _run_lanes(source, accumulator, inputs, labels, workers)
     nonfinite = sum(r.nonfinite for r in results)
@@ -110,6 +121,9 @@ def score(
             "wall": end - prepared,
         },
         nonfinite_losses=nonfinite,
+        protocol=program.protocol.label,
+        protocol_reasons=program.protocol.reasons,
+        protocol_notes=program.protocol.notes,
     )
 
 

@@ -12,12 +12,25 @@ import onnx
 from gradsign_rs._core import GradSignError
 
 
-def from_torch(module: object, example_input: object, *, opset: int = 17) -> onnx.ModelProto:
-    """Export `module` (in training mode, as GradSign scores it) to an ONNX ModelProto.
+def protocol_mode(module: object) -> object:
+    """`module` with its BatchNorm layers in training mode (per-sample statistics, the paper's setting) and every
+    other layer in eval mode (Dropout, stochastic depth and other random layers inactive); returns it."""
+    import torch
 
-    Uses the TorchScript exporter (`dynamo=False`, `TrainingMode.TRAINING`, no constant folding): the dynamo
-    exporter drops BatchNorm's training semantics. The input is named "input", the output "logits", and the batch
-    dimension is dynamic. The caller's module is not modified (its running statistics and mode are kept).
+    module.eval()
+    for layer in module.modules():
+        if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+            layer.train()
+    return module
+
+
+def from_torch(module: object, example_input: object, *, opset: int = 17) -> onnx.ModelProto:
+    """Export `module` as GradSign scores it to an ONNX ModelProto: BatchNorm in training mode, random layers off.
+
+    Uses the TorchScript exporter (`dynamo=False`, `TrainingMode.PRESERVE` on a copy in `protocol_mode`, no
+    constant folding): eval-mode and dynamo exports fold BatchNorm into the convolutions, and a plain training-mode
+    export keeps Dropout and stochastic depth drawing random numbers. The input is named "input", the output
+    "logits", and the batch dimension is dynamic. The caller's module is not modified.
     """
     try:
         import torch
@@ -27,7 +40,7 @@ def from_torch(module: object, example_input: object, *, opset: int = 17) -> onn
         raise GradSignError(f"from_torch takes a torch.nn.Module, got {type(module).__name__}")
     example = torch.as_tensor(np.asarray(example_input)) if not isinstance(example_input, torch.Tensor) else example_input
     # Exporting in training mode runs forward passes that update BatchNorm running statistics: export a copy.
-    clone = copy.deepcopy(module).train()
+    clone = protocol_mode(copy.deepcopy(module))
     try:
         return _export(torch, clone, example, opset, dynamic_batch=True)
     except Exception as first:
@@ -48,7 +61,7 @@ def _export(torch, module, example, opset: int, *, dynamic_batch: bool) -> onnx.
             (example,),
             buffer,
             dynamo=False,
-            training=torch.onnx.TrainingMode.TRAINING,
+            training=torch.onnx.TrainingMode.PRESERVE,
             do_constant_folding=False,
             opset_version=opset,
             input_names=["input"],

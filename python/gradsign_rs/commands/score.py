@@ -8,7 +8,7 @@ import json
 import numpy as np
 
 from gradsign_rs.data import NORMALIZATION, load_images
-from gradsign_rs.model import load_model
+from gradsign_rs.frontend.load import load_model
 from gradsign_rs.score import score
 
 

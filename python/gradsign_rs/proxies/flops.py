@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-import onnx
-
 from gradsign_rs._core import GradSignError
+from gradsign_rs.frontend._graph import static_shapes
+from gradsign_rs.frontend.pin import pin_batch
 from gradsign_rs.proxies import graphs
 from gradsign_rs.proxies.workspace import Workspace
 
@@ -18,10 +18,8 @@ def count_macs(network: graphs.Network) -> int:
     dimension. Element-wise ops, BatchNorm, pooling and biases are not counted (they are a small, near-constant
     share in convolutional networks).
     """
-    proto = onnx.ModelProto.FromString(network.proto.SerializeToString())
-    graphs.pin_batch(proto, network.data_input, network.logits, 1)
-    shapes = graphs.static_shapes(proto)
-    shapes.update({t.name: tuple(t.dims) for t in proto.graph.initializer})
+    proto = pin_batch(network.proto, network.data_input, network.logits, 1)
+    shapes = static_shapes(proto)
     total = 0
     for node in proto.graph.node:
         if node.op_type not in ("Conv", "Gemm", "MatMul"):

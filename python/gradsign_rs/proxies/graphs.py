@@ -29,50 +29,29 @@ import onnx
 from onnx import helper, numpy_helper
 
 from gradsign_rs import engine
-from gradsign_rs import model as gm
 from gradsign_rs._core import GradSignError
-from gradsign_rs.prune import prune_structural_zeros
+from gradsign_rs.frontend import loss as loss_pass
+from gradsign_rs.frontend.loss import LOSS_SCALE
+from gradsign_rs.frontend.pin import pin_batch
+from gradsign_rs.frontend.pipeline import Network, prepare_network
+from gradsign_rs.frontend.probes import insert_probes, relus_to_masks
+from gradsign_rs.frontend.protocol import batchnorm_training_mode
+from gradsign_rs.frontend.prune import prune as prune_pass
+from gradsign_rs.frontend.unshare import normalization_parameters
+from gradsign_rs.frontend.weights import ScoredWeight, live_nodes, reachable_weights
 
-PROBE_SUFFIX = ".proxy_probe"
-MASK_SUFFIX = ".proxy_relu_mask"
-LOSS_SCALE = "proxy.loss_scale"
 _GRAPH_CACHE_SIZE = 16
 _graph_cache: OrderedDict[str, bytes] = OrderedDict()
 _graph_cache_lock = threading.Lock()
 
 
-@dataclasses.dataclass(frozen=True)
-class Network:
-    """A loaded, validated classifier: the normalised graph and the names the proxies need."""
-
-    proto: onnx.ModelProto
-    source: str
-    data_input: str
-    input_dims: tuple[int | str | None, ...]
-    logits: str
-    weights: tuple[gm.ScoredWeight, ...]
-    # Initializers that were Constant nodes in the model: values, not parameters.
-    constants: frozenset[str] = frozenset()
-
-
-def load_network(model: object, *, output: str | None = None) -> Network:
-    """Load `model` (path, ModelProto or bytes) and fix what onnxruntime-training needs, as `engine.prepare` does."""
-    proto, source = gm.load_model(model)
-    proto = onnx.ModelProto.FromString(proto.SerializeToString())  # never mutate the caller's model
-    proto = gm.normalize_versions(proto, source)
-    constants = gm.constants_to_initializers(proto)
-    gm.unshare_batchnorm_parameters(proto)
-    data = gm.data_input(proto, source)
-    if data.type.tensor_type.elem_type != onnx.TensorProto.FLOAT:
-        raise GradSignError(f"{source}: the proxies run float32 models; input {data.name!r} is not float32")
-    logits = gm.logits_output(proto, source, output)
-    gm.check_logits_shape(proto, source, logits)
-    weights = gm.scored_weights(proto, "conv_linear")
-    if not weights:
-        raise GradSignError(f"{source}: no Conv, Gemm or MatMul weight to score")
-    shape = data.type.tensor_type.shape
-    dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in shape.dim)
-    return Network(proto, source, data.name, dims, logits, tuple(weights), frozenset(constants))
+def load_network(model: object, *, output: str | None = None, input: str | None = None,
+                 constant_inputs: dict[str, np.ndarray] | None = None) -> Network:
+    """`model` prepared by the front end (`gradsign_rs.frontend.pipeline.prepare_network`), float32 input only."""
+    network = prepare_network(model, output=output, input=input, constant_inputs=constant_inputs)
+    if network.input_dtype is not np.float32:
+        raise GradSignError(f"{network.source}: the proxies run float32 models; input {network.data_input!r} is not float32")
+    return network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +64,7 @@ class BatchProgram:
     data_input: str
     logits: str
     labels: str | None
-    weights: tuple[gm.ScoredWeight, ...]
+    weights: tuple[ScoredWeight, ...]
     live: frozenset[str]
     # Fed by name on every run: the live scored weights and the BatchNorm parameters (see engine._loss_graph).
     fed: dict[str, np.ndarray]
@@ -96,18 +75,6 @@ class BatchProgram:
     gradients_of: tuple[str, ...]
     # Relu input name -> mask input name, when the program was built with relu_masks.
     relu_masks: dict[str, str] = dataclasses.field(default_factory=dict)
-
-
-def pin_batch(model: onnx.ModelProto, data: str, logits: str, batch: int) -> None:
-    """Declare batch size `batch` on the data input and the logits (in place) and drop stale intermediate shapes:
-    onnxruntime's pooling gradients need a concrete batch (see `model.pin_batch_to_one`)."""
-    for value in list(model.graph.input) + list(model.graph.output):
-        if value.name in (data, logits) and value.type.tensor_type.HasField("shape"):
-            dims = value.type.tensor_type.shape.dim
-            if len(dims) > 0:
-                dims[0].Clear()
-                dims[0].dim_value = batch
-    del model.graph.value_info[:]
 
 
 def _batchnorm_to_identity(model: onnx.ModelProto) -> None:
@@ -131,80 +98,14 @@ def _absolute_initializers(model: onnx.ModelProto) -> None:
             )
 
 
-def static_shapes(model: onnx.ModelProto) -> dict[str, tuple[int, ...]]:
-    """Every tensor whose shape onnx shape inference resolves to integers."""
-    # data_prop carries Shape values into ConstantOfShape (NAS-Bench-201 cells whose nodes are all-`none` zeros).
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {}
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output) + list(inferred.graph.input):
-        tensor_type = vi.type.tensor_type
-        if tensor_type.HasField("shape") and all(d.HasField("dim_value") for d in tensor_type.shape.dim):
-            shapes[vi.name] = tuple(d.dim_value for d in tensor_type.shape.dim)
-    return shapes
-
-
-def _insert_probes(model: onnx.ModelProto, weights: list[gm.ScoredWeight], batch: int) -> dict:
-    """Multiply the output of every node that reads a scored weight (as its weight operand) by a ones input of
-    shape (B, C, 1...); returns weight -> [(probe, shape)], one entry per such node (a shared weight has several)."""
-    shapes = static_shapes(model)
-    by_name = {w.name: w for w in weights}
-    inits = {t.name: t for t in model.graph.initializer}
-    producers = {out: node for node in model.graph.node for out in node.output}
-    probes: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
-    nodes = []
-    for node in model.graph.node:
-        nodes.append(node)
-        weight = by_name.get(gm.node_weight(node, producers, inits) or "")
-        if weight is None:
-            continue
-        output = node.output[0]
-        shape = shapes.get(output)
-        if shape is None or len(shape) < 2 or shape[0] != batch:
-            label = node.name or output
-            raise GradSignError(f"fisher: cannot infer the output shape of node {label!r} (got {shape})")
-        probe = f"{weight.name}{PROBE_SUFFIX}.{len(probes.get(weight.name, []))}"
-        probe_shape = (batch, shape[1]) + (1,) * (len(shape) - 2)
-        unprobed = output + ".unprobed"
-        node.output[0] = unprobed
-        nodes.append(helper.make_node("Mul", [unprobed, probe], [output], name=probe + "/Mul"))
-        model.graph.input.append(helper.make_tensor_value_info(probe, onnx.TensorProto.FLOAT, list(probe_shape)))
-        probes.setdefault(weight.name, []).append((probe, probe_shape))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return probes
-
-
-def _relus_to_masks(model: onnx.ModelProto) -> dict[str, str]:
-    """Replace every Relu(x) by x * mask (a fed float input shaped like x); returns x -> mask name."""
-    # Concrete shapes: onnxruntime's pooling gradients corrupt memory when an input's shape is unknown.
-    shapes = static_shapes(model)
-    masks: dict[str, str] = {}
-    nodes = []
-    for node in model.graph.node:
-        if node.op_type != "Relu":
-            nodes.append(node)
-            continue
-        x = node.input[0]
-        mask = masks.setdefault(x, x + MASK_SUFFIX)
-        nodes.append(helper.make_node("Mul", [x, mask], [node.output[0]], name=(node.name or x) + "/masked"))
-    for x, mask in masks.items():
-        if x not in shapes:
-            raise GradSignError(f"grasp: cannot infer the shape of ReLU input {x!r} to freeze its pattern")
-        model.graph.input.append(helper.make_tensor_value_info(mask, onnx.TensorProto.FLOAT, list(shapes[x])))
-    del model.graph.node[:]
-    model.graph.node.extend(nodes)
-    return masks
-
-
 def input_reaches_logits(proto: onnx.ModelProto, network: Network) -> bool:
     """Whether the logits depend on the data input differentiably (not only through its shape)."""
-    return any(network.data_input in proto.graph.node[i].input for i in gm.live_nodes(proto, network.logits))
+    return any(network.data_input in proto.graph.node[i].input for i in live_nodes(proto, network.logits))
 
 
 def _pruned_if_input_stays_live(proto: onnx.ModelProto, network: Network) -> onnx.ModelProto:
     """`proto` pruned, unless pruning cuts every differentiable path from the data input to the logits."""
-    pruned = onnx.ModelProto.FromString(proto.SerializeToString())
-    prune_structural_zeros(pruned)
+    pruned = prune_pass(proto)
     return pruned if input_reaches_logits(pruned, network) else proto
 
 
@@ -242,37 +143,29 @@ def build_batch_program(
         raise GradSignError(f"batchnorm must be 'train' or 'identity', got {batchnorm!r}")
     if absolute:
         _absolute_initializers(proto)
-    pin_batch(proto, network.data_input, network.logits, batch)
+    proto = pin_batch(proto, network.data_input, network.logits, batch)
     if prune:
         proto = _pruned_if_input_stays_live(proto, network)
     weights = list(network.weights)
-    live = gm.reachable_weights(proto, weights, network.logits)
-    probe_map = _insert_probes(proto, [w for w in weights if w.name in live], batch) if probes else {}
-    graph = proto.graph
-    relus = tuple(n.input[0] for n in graph.node if n.op_type == "Relu") if relu_outputs else ()
-    mask_map = _relus_to_masks(proto) if relu_masks else {}
-    logits_info = next(o for o in graph.output if o.name == network.logits)
-    del graph.output[:]
+    live = reachable_weights(proto, weights, network.logits)
+    probe_map: dict = {}
+    if probes:
+        proto, probe_map = insert_probes(proto, [w for w in weights if w.name in live], batch)
+    relus = tuple(n.input[0] for n in proto.graph.node if n.op_type == "Relu") if relu_outputs else ()
+    mask_map: dict[str, str] = {}
+    if relu_masks:
+        proto, mask_map = relus_to_masks(proto)
     labels = None
     if loss == "cross_entropy":
-        labels = engine.LABELS
-        graph.input.append(helper.make_tensor_value_info(labels, onnx.TensorProto.INT64, [batch]))
-        graph.node.append(
-            helper.make_node(
-                "SoftmaxCrossEntropyLoss", [network.logits, labels], [engine.LOSS, engine.LOG_PROB], name="proxy/loss"
-            )
-        )
+        labels = loss_pass.LABELS
+        proto = loss_pass.add_cross_entropy(proto, network.logits, batch, name="proxy/loss")
     elif loss == "sum_logits":
-        total = engine.LOSS + ".unscaled"
-        graph.node.append(helper.make_node("ReduceSum", [network.logits], [total], keepdims=0, name="proxy/sum"))
-        graph.node.append(helper.make_node("Mul", [total, LOSS_SCALE], [engine.LOSS], name="proxy/loss"))
-        graph.input.append(helper.make_tensor_value_info(LOSS_SCALE, onnx.TensorProto.FLOAT, []))
+        proto = loss_pass.add_sum_logits(proto, network.logits)
     else:
         raise GradSignError(f"loss must be 'cross_entropy' or 'sum_logits', got {loss!r}")
-    graph.output.extend([helper.make_tensor_value_info(engine.LOSS, onnx.TensorProto.FLOAT, []), logits_info])
-    graph.output.extend(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in dict.fromkeys(relus))
-    # As in the engine: differentiated weights and BatchNorm parameters become inputs (ORT merges equal initializers).
-    fed = engine.feed_as_inputs(graph, set(live) | set(feed_also) | engine.batchnorm_parameters(graph))
+    proto.graph.output.extend(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in dict.fromkeys(relus))
+    # As in the engine: differentiated weights and normalisation parameters are fed (ORT merges equal initializers).
+    proto, fed = loss_pass.feed_as_inputs(proto, set(live) | set(feed_also) | normalization_parameters(proto.graph))
     if gradients_of == "weights":
         targets = tuple(sorted(live)) + tuple(p for node_probes in probe_map.values() for p, _ in node_probes)
     elif gradients_of == "input":
@@ -308,31 +201,15 @@ def build_batch_program(
     )
 
 
-def _batchnorm_in_training_mode(model: onnx.ModelProto) -> bool:
-    """Set training_mode=1 on every BatchNormalization (in place), as the gradient programs' training rewrite does;
-    False when the opset predates the attribute (13) and a BatchNorm needs it."""
-    batchnorms = [node for node in model.graph.node if node.op_type == "BatchNormalization"]
-    if batchnorms and gm.default_opset(model) < 14:
-        return False
-    for node in batchnorms:
-        kept = [a for a in node.attribute if a.name != "training_mode"]  # epsilon and momentum stay
-        del node.attribute[:]
-        node.attribute.extend([*kept, helper.make_attribute("training_mode", 1)])
-        # Training mode requires the updated running statistics as outputs; nothing reads them.
-        while len(node.output) < 3:
-            node.output.append(f"{node.output[0]}.unused_statistic{len(node.output)}")
-    return True
-
-
 def forward_relu_codes(network: Network, inputs: np.ndarray, *, provider: str = "cpu") -> tuple[np.ndarray, ...] | None:
     """Which units of every Relu node are active (input > 0), as bool arrays in node order (as
     `BatchProgram.relu_inputs`), from one forward pass over `inputs` with BatchNorm on batch statistics. The
     comparison runs in the graph, so a quarter of the bytes come back; no gradient graph is built. None when an
     opset-13 BatchNorm cannot be put in training mode without one (use a training pass instead)."""
-    proto = onnx.ModelProto.FromString(network.proto.SerializeToString())
-    if not _batchnorm_in_training_mode(proto):
+    proto = batchnorm_training_mode(network.proto)
+    if proto is None:
         return None
-    pin_batch(proto, network.data_input, network.logits, inputs.shape[0])
+    proto = pin_batch(proto, network.data_input, network.logits, inputs.shape[0])
     relus = [n.input[0] for n in proto.graph.node if n.op_type == "Relu"]
     unique = list(dict.fromkeys(relus))
     if not unique:
@@ -368,7 +245,7 @@ class BatchSession:
         self._session = engine.deterministic_session(program.graph, provider, f"{program.source}: the batch gradient graph")
         self.program = program
         self._relu_outputs = list(dict.fromkeys(program.relu_inputs))
-        self._outputs = [engine.LOSS, program.logits, *self._relu_outputs, *(f"{t}_grad" for t in program.gradients_of)]
+        self._outputs = [loss_pass.LOSS, program.logits, *self._relu_outputs, *(f"{t}_grad" for t in program.gradients_of)]
         self._takes_loss_scale = LOSS_SCALE in {i.name for i in self._session.get_inputs()}
 
     def run(

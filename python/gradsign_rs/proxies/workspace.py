@@ -14,8 +14,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from gradsign_rs import engine
+from gradsign_rs import engine, validate
 from gradsign_rs._core import GradSignError
+from gradsign_rs.frontend.pin import pin_batch
+from gradsign_rs.frontend.pipeline import Network
 from gradsign_rs.proxies import graphs
 
 DEFAULT_BATCH_SIZE = 64
@@ -42,16 +44,31 @@ class Workspace:
             from gradsign_rs.torch_export import from_torch
 
             model = from_torch(model, np.asarray(inputs)[:1])
-        self.network = graphs.load_network(model, output=output)
-        self.output = output
-        self.provider = provider
-        self.inputs, self.labels = engine.check_samples(
-            inputs, labels, data_input=self.network.data_input, dims=self.network.input_dims, dtype=np.float32
-        )
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise GradSignError(f"batch_size must be an int >= 1, got {batch_size!r}")
         self.batch_size = int(batch_size)
+        self.network = model if isinstance(model, Network) else graphs.load_network(model, output=output)
+        self.output = output
+        self.provider = provider
+        self.inputs, self.labels = validate.check_samples(self.network, inputs, labels)
+        classes = validate.static_classes(self.network)
+        if classes is None:  # shape inference cannot tell: one forward pass can
+            classes = self._forward_classes()
+        validate.check_labels(self.labels, classes, self.network.source)
         self._shared: dict[str, object] = {}
+
+    def _forward_classes(self) -> int:
+        """The logits width from a forward pass on one sample."""
+        proto = pin_batch(self.network.proto, self.network.data_input, self.network.logits, 1)
+        session = engine.deterministic_session(proto.SerializeToString(), self.provider, f"{self.network.source}: the forward graph")
+        try:
+            (logits,) = session.run([self.network.logits], {self.network.data_input: self.inputs[:1]})
+        except Exception as exc:
+            raise GradSignError(f"{self.network.source}: the forward pass failed on one sample: {exc}") from exc
+        if logits.ndim != 2:
+            raise GradSignError(f"{self.network.source}: output {self.network.logits!r} has shape {logits.shape} for "
+                                "one sample; GradSign needs (N, classes) logits")
+        return int(logits.shape[1])
 
     def shared(self, key: str, compute: Callable[[Workspace], object]) -> object:
         """`compute(self)`, run once per key: a pass that several proxies read (e.g. synflow's)."""

@@ -19,16 +19,13 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from gradsign_rs.frontend._graph import attribute, copy_model, static_shapes
+
 # Ops whose (first) output is exactly 0 wherever their data input (input 0) is.
 _ZERO_IN_ZERO_OUT = {
     "Relu", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool", "Identity", "Flatten", "Reshape",
     "Squeeze", "Unsqueeze", "Transpose",
 }
-
-
-def _attribute(node: onnx.NodeProto, name: str, default: object) -> object:
-    found = next((a for a in node.attribute if a.name == name), None)
-    return helper.get_attribute_value(found) if found is not None else default
 
 
 def _array(inits: dict[str, onnx.TensorProto], name: str) -> np.ndarray | None:
@@ -38,7 +35,7 @@ def _array(inits: dict[str, onnx.TensorProto], name: str) -> np.ndarray | None:
 def _zero_source(node: onnx.NodeProto) -> bool:
     if node.op_type != "ConstantOfShape":
         return False
-    value = _attribute(node, "value", None)
+    value = attribute(node, "value", None)
     return value is None or not np.any(numpy_helper.to_array(value))
 
 
@@ -53,24 +50,12 @@ def _passes_zero(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> bo
     if node.op_type == "BatchNormalization":
         # Training mode normalises with the batch's own statistics: (0 - 0) / sqrt(0 + eps) * scale + bias = bias.
         scale, bias = _array(inits, node.input[1]), _array(inits, node.input[2])
-        epsilon = float(_attribute(node, "epsilon", 1e-5))
-        if _attribute(node, "training_mode", 0) != 1 or scale is None or bias is None or not epsilon > 0:
+        epsilon = float(attribute(node, "epsilon", 1e-5))
+        if attribute(node, "training_mode", 0) != 1 or scale is None or bias is None or not epsilon > 0:
             return False
         # 0 / sqrt(eps) * scale must stay 0: no 0 * inf.
         return bool(np.isfinite(scale.astype(np.float64) / np.sqrt(epsilon)).all()) and not np.any(bias)
     return False
-
-
-def _static_shapes(model: onnx.ModelProto) -> dict[str, tuple]:
-    inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    shapes = {}
-    for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-        tensor = value.type.tensor_type
-        if tensor.HasField("shape"):
-            dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim)
-            if None not in dims:
-                shapes[value.name] = dims
-    return shapes
 
 
 # Ops with subgraphs read tensors of the outer graph implicitly: a graph that has them is left as it is.
@@ -122,6 +107,28 @@ def _read_nodes(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.Nod
     return [node for i, node in enumerate(nodes) if i in keep]
 
 
+def keep_outputs(model: onnx.ModelProto, outputs: list[onnx.ValueInfoProto]) -> onnx.ModelProto:
+    """A copy whose graph outputs are `outputs`, without the nodes that only the dropped outputs read (nodes that
+    no output read before stay: they are part of the model as exported, which flops and params count)."""
+    out = copy_model(model)
+    nodes = list(out.graph.node)
+    before = {n.SerializeToString() for n in _read_nodes(nodes, {o.name for o in out.graph.output})}
+    after = {n.SerializeToString() for n in _read_nodes(nodes, {o.name for o in outputs})}
+    kept = [n for n in nodes if (key := n.SerializeToString()) in after or key not in before]
+    del out.graph.node[:]
+    out.graph.node.extend(kept)
+    del out.graph.output[:]
+    out.graph.output.extend(outputs)
+    return out
+
+
+def prune(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` without structural zeros and unread nodes (the pass form of `prune_structural_zeros`)."""
+    out = copy_model(model)
+    prune_structural_zeros(out)
+    return out
+
+
 def prune_structural_zeros(model: onnx.ModelProto) -> int:
     """Drop structural zeros and unread nodes from `model` (in place; see the module docstring); returns how many
     nodes were removed. Graph outputs are always kept, and so is every tensor a remaining node reads. Graphs with
@@ -132,7 +139,7 @@ def prune_structural_zeros(model: onnx.ModelProto) -> int:
     nodes = list(graph.node)
     zeros = _structural_zeros(nodes, {t.name: t for t in graph.initializer})
     if zeros:
-        shapes = _static_shapes(model)
+        shapes = static_shapes(model, symbolic=True)
         nodes = [_without_zero_terms(node, zeros, shapes) for node in nodes]
     alive = _read_nodes(nodes, {o.name for o in graph.output})
     removed = len(graph.node) - len(alive)

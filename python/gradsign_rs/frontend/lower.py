@@ -1,0 +1,40 @@
+"""Rewrite the ops onnxruntime-training 1.19 cannot differentiate on CPU into exact equivalents it can.
+
+See gradient_ops (what the probe found) and the lower_* modules (the math of each rewrite). Each pass rewrites
+only its own op, so their order does not change the result; Mish is lowered inline (it leaves no Softplus).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import onnx
+
+from gradsign_rs.frontend._graph import copy_model, is_default_domain
+from gradsign_rs.frontend.lower_activations import lower_hard_sigmoid, lower_hard_swish, lower_mish, lower_softplus
+from gradsign_rs.frontend.lower_einsum import lower_einsum
+from gradsign_rs.frontend.lower_normalization import lower_group_normalization, lower_instance_normalization
+from gradsign_rs.frontend.lower_resize import lower_resize
+
+# op_type (default domain) -> the pass that rewrites it, in the order `lower` applies them.
+LOWERINGS: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
+    "HardSwish": lower_hard_swish,
+    "HardSigmoid": lower_hard_sigmoid,
+    "Mish": lower_mish,
+    "Softplus": lower_softplus,
+    "InstanceNormalization": lower_instance_normalization,
+    "GroupNormalization": lower_group_normalization,
+    "Einsum": lower_einsum,
+    "Resize": lower_resize,
+}
+
+
+def lower(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of `model` with every default-domain node of an op in LOWERINGS rewritten (GradSignError, naming the
+    node, for one a pass cannot handle); the passes of absent ops do not run."""
+    present = {node.op_type for node in model.graph.node if is_default_domain(node)}
+    out = copy_model(model)
+    for op_type, lower_pass in LOWERINGS.items():
+        if op_type in present:
+            out = lower_pass(out)
+    return out

@@ -1,0 +1,161 @@
+"""The paper's protocol for normalisation: BatchNorm in training mode with each sample's own statistics.
+
+Three things live here: whether a graph can follow the protocol at all (an eval-mode export folds BatchNorm into
+the convolutions, and no pass can unfold it), the check that per-sample statistics are not degenerate (one value
+per channel normalises everything to 0, and torch refuses it), and the two BatchNorm rewrites (training mode for
+forward-only graphs; the fixed affine map for batchnorm="as_exported").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from gradsign_rs._core import GradSignError
+from gradsign_rs.frontend._graph import attribute, copy_model, default_opset, node_label, ranks, static_shapes
+
+NORMALIZATION_OPS = {"BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization"}
+# Ops between a Conv and the normalisation that follows it in exported graphs (bias adds, layout changes).
+_BETWEEN = {"Identity", "Add", "Transpose", "Reshape", "Cast"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    """Whether a score follows the paper's protocol; `reasons` say why not, `notes` what was adapted exactly."""
+
+    follows_paper: bool
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        """"paper" or "flagged" (the value of the `protocol` column of batch tables)."""
+        return "paper" if self.follows_paper else "flagged"
+
+
+def _inference_mode(node: onnx.NodeProto) -> bool:
+    return attribute(node, "training_mode", 0) != 1 and len([o for o in node.output if o]) == 1
+
+
+def _is_normalised(conv: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> bool:
+    """Whether a normalisation node reads the Conv's output, possibly through a bias Add or a layout change."""
+    frontier, seen = [conv.output[0]], set()
+    while frontier:
+        name = frontier.pop()
+        for node in consumers.get(name, []):
+            if node.op_type in NORMALIZATION_OPS:
+                return True
+            if node.op_type in _BETWEEN and node.output and node.output[0] not in seen and len(seen) < 8:
+                seen.add(node.output[0])
+                frontier.append(node.output[0])
+    return False
+
+
+def assess(model: onnx.ModelProto, *, batchnorm: str = "train", shapes: dict[str, tuple[int, ...]] | None = None,
+           notes: tuple[str, ...] = ()) -> Protocol:
+    """Judge an exported graph (before lowering) against the protocol. Convolutions whose output is a single
+    position per channel (squeeze-excite, heads) never carry BatchNorm and are not counted."""
+    graph = model.graph
+    shapes = shapes if shapes is not None else static_shapes(model)
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    convs = [n for n in graph.node if n.op_type == "Conv" and math.prod(shapes.get(n.output[0], (1, 1, 2))[2:]) > 1]
+    norms = [n for n in graph.node if n.op_type in NORMALIZATION_OPS]
+    batchnorms = [n for n in norms if n.op_type == "BatchNormalization"]
+    bare = [n for n in convs if not _is_normalised(n, consumers)]
+    reasons: list[str] = []
+    notes = list(notes)
+    if convs and not norms:
+        reasons.append(
+            f"no normalisation layer in the graph, yet {len(convs)} Conv layer(s): if the network has BatchNorm, it "
+            "was folded into the convolutions at export (an eval-mode export) and this is not the paper's quantity; "
+            "export in training mode (gradsign_rs.from_torch; see the README for Keras and JAX)"
+        )
+    elif bare and any(_inference_mode(n) for n in batchnorms):
+        reasons.append(
+            f"BatchNorm looks partly folded: the graph was exported in inference mode and {len(bare)} of its "
+            f"{len(convs)} Conv layer(s) (first: {node_label(bare[0])!r}) have no normalisation after them; "
+            "export in training mode (gradsign_rs.from_torch)"
+        )
+    if batchnorms and batchnorm == "as_exported":
+        reasons.append("batchnorm='as_exported': BatchNorm runs on the exported running statistics, not on each "
+                       "sample's own (the paper's setting)")
+    elif any(_inference_mode(n) for n in batchnorms) and not reasons:
+        notes.append("BatchNorm exported in inference mode: run in training mode with per-sample statistics")
+    return Protocol(follows_paper=not reasons, reasons=tuple(reasons), notes=tuple(notes))
+
+
+def check_statistics(model: onnx.ModelProto, source: str, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse a training-mode BatchNorm whose per-sample statistics have one value per channel (`shapes` at batch
+    1): it normalises every value to 0, so every gradient upstream is 0 (torch raises here too)."""
+    for node in model.graph.node:
+        if node.op_type != "BatchNormalization":
+            continue
+        shape = shapes.get(node.input[0])
+        if shape is not None and math.prod(shape[2:]) == 1:
+            raise GradSignError(
+                f"{source}: BatchNormalization node {node_label(node)!r} sees input of shape {list(shape)} per sample: "
+                "one value per channel, so per-sample statistics normalise it to 0 (torch refuses this in training "
+                "mode too); use larger inputs (e.g. --size) or a network that keeps spatial positions there"
+            )
+
+
+def batchnorm_as_exported(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy where every inference-mode BatchNormalization is its fixed affine map (Mul + Add with frozen
+    initializers): onnxruntime's training transformer would otherwise turn it into a training-mode one."""
+    out = copy_model(model)
+    graph = out.graph
+    inits = {t.name: t for t in graph.initializer}
+    known_ranks = ranks(out)
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "BatchNormalization" or attribute(node, "training_mode", 0) == 1:
+            nodes.append(node)
+            continue
+        missing = [name for name in node.input[1:5] if name not in inits]
+        if missing:
+            raise GradSignError(
+                f"BatchNormalization node {node_label(node)!r}: cannot keep it in inference mode, its inputs "
+                f"{missing} are not initializers"
+            )
+        scale, bias, mean, var = (numpy_helper.to_array(inits[n]).astype(np.float64) for n in node.input[1:5])
+        eps = attribute(node, "epsilon", 1e-5)
+        mul = scale / np.sqrt(var + eps)
+        add = bias - mean * mul
+        x = node.input[0]
+        # Broadcast (C,) over N x C x spatial: shape (C, 1, ..., 1) with one 1 per spatial axis (unknown rank: 4).
+        bshape = (-1,) + (1,) * max(known_ranks.get(x, 4) - 2, 0)
+        tag = node_label(node)
+        mul_name, add_name = f"{tag}.as_exported.mul", f"{tag}.as_exported.add"
+        graph.initializer.append(numpy_helper.from_array(mul.astype(np.float32).reshape(bshape), mul_name))
+        graph.initializer.append(numpy_helper.from_array(add.astype(np.float32).reshape(bshape), add_name))
+        scaled = f"{tag}.as_exported.scaled"
+        nodes.append(helper.make_node("Mul", [x, mul_name], [scaled], name=f"{tag}.as_exported/Mul"))
+        nodes.append(helper.make_node("Add", [scaled, add_name], [node.output[0]], name=f"{tag}.as_exported/Add"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return out
+
+
+def batchnorm_training_mode(model: onnx.ModelProto) -> onnx.ModelProto | None:
+    """A copy with training_mode=1 on every BatchNormalization (for forward-only graphs: gradient programs get this
+    from onnxruntime's training transformer); None when the opset predates the attribute (13) and a BatchNorm
+    needs it."""
+    out = copy_model(model)
+    batchnorms = [node for node in out.graph.node if node.op_type == "BatchNormalization"]
+    if batchnorms and (default_opset(out) or 0) < 14:
+        return None
+    for node in batchnorms:
+        kept = [a for a in node.attribute if a.name != "training_mode"]  # epsilon and momentum stay
+        del node.attribute[:]
+        node.attribute.extend([*kept, helper.make_attribute("training_mode", 1)])
+        # Training mode requires the updated running statistics as outputs; nothing reads them.
+        while len(node.output) < 3:
+            node.output.append(f"{node.output[0]}.unused_statistic{len(node.output)}")
+    return out
