@@ -6,6 +6,6 @@ bash scripts/setup.sh >/dev/null
 echo "== cargo test (Rust core)"
 cargo test --release --quiet 2>&1 | grep -E "^test result|FAILED|panicked" 
 echo "== pytest"
-.venv/bin/python -m pytest tests -q -p no:cacheprovider
+.venv/bin/python -m pytest tests -q -p no:cacheprovider -m "not slow"
 echo "== torch-free environment"
 bash scripts/torch_free_check.sh

@@ -17,4 +17,14 @@ s = gradsign_rs.score(model, x, np.arange(128) % 10)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"torch-free scoring ok: score {s.value}, N {s.n_samples}, peak RSS {peak:.0f} MB, torch imported: {'torch' in sys.modules}")
 assert "torch" not in sys.modules
+# A lowered transformer and a lowered mobile network (LayerNorm, GELU, Einsum/attention; HardSwish) from the zoo.
+import json, pathlib
+foreign = pathlib.Path("tests/zoo/foreign")
+data = np.load(foreign / "inputs.npz")
+for entry in json.loads((foreign / "manifest.json").read_text()):
+    if entry["name"] in ("jax_vit_tiny", "keras_mobilenetv3_tiny"):
+        s = gradsign_rs.score(foreign / entry["file"], data[entry["inputs_key"]], data["labels"])
+        assert abs(s.value - entry["reference_score"]) <= 1e-3 * entry["reference_score"], (s.value, entry)
+        print(f"torch-free {entry['name']}: score {s.value} (native reference {entry['reference_score']})")
+assert "torch" not in sys.modules
 PY

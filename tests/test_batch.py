@@ -199,7 +199,7 @@ def test_onnx_files_are_scored_keyed_by_path_and_resumed(tmp_path):
 
     paths = _onnx_files(tmp_path / "models")
     files = config(space="files", num_classes=0, seed=0)
-    assert files.columns == ("model", "score", "mean", "n_weights", "n_samples", "seconds")
+    assert files.columns == ("model", "score", "mean", "n_weights", "n_samples", "protocol", "protocol_reasons", "seconds")
     assert "seed" not in files.to_json() and "num_classes" not in files.to_json()
     out = tmp_path / "r.csv"
     first = run_batch(files, resolve_models(str(paths[0])), out, progress=False)
@@ -252,7 +252,9 @@ def test_batch_command_scores_a_folder_with_proxies(tmp_path, capsys):
             "--proxies", "gradsign,params", "--proxy-batch-size", "4", "--workers", "1", "--no-progress", "--out", str(out)]
     assert main(args) == 0
     table = rows(out)
-    assert list(table.columns) == ["model", "score", "mean", "n_weights", "n_samples", "params", "seconds"]
+    assert list(table.columns) == ["model", "score", "mean", "n_weights", "n_samples", "protocol", "protocol_reasons",
+                                   "params", "seconds"]
+    assert (table["protocol"] == "paper").all()
     assert len(table) == 2 and (table["params"] > 0).all()
     assert main(args) == 0 and "scored 0, already done 2" in capsys.readouterr().out
 

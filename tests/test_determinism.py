@@ -8,7 +8,7 @@ import pytest
 import gradsign_rs
 
 torch = pytest.importorskip("torch")
-import zoo  # noqa: E402
+import small_models as zoo  # noqa: E402
 
 
 @pytest.fixture(scope="module")

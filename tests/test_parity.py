@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 
 import gradsign_rs  # noqa: E402
 from torch_reference import gradsign_torch  # noqa: E402
-import zoo  # noqa: E402
+import small_models as zoo  # noqa: E402
 
 
 @pytest.mark.parametrize("name", zoo.NAMES)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import zoo
+import small_models as zoo
 from conftest import CIFAR10_TRAIN
 from gradsign_rs import GradSignError, proxies
 from gradsign_rs.proxies import ensemble as ens

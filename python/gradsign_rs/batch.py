@@ -30,7 +30,7 @@ COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds"
 SPACES = ("nb201", "files")
 DEFAULT_PROXIES = ("gradsign",)
 # Settings recorded only when not their default: a file that has one must match a run that leaves it out.
-_OPTIONAL_KEYS = ("proxies", "proxy_batch_size", "offset")
+_OPTIONAL_KEYS = ("proxies", "proxy_batch_size", "offset", "layout", "size")
 
 # Datasets of the NAS-Bench-201 protocol: image file, normalisation, classes, input size.
 DATASETS = {
@@ -56,6 +56,9 @@ class BatchConfig:
     proxy_batch_size: int = 64
     # Images offset..offset+n of the file (recorded only when not 0, like the proxies).
     offset: int = 0
+    # How the models take the images (gradsign_rs.data.arrange): recorded only when not the default.
+    layout: str = "nchw"
+    size: int | None = None
 
     @property
     def identity(self) -> tuple[str, ...]:
@@ -69,8 +72,10 @@ class BatchConfig:
         if self.proxies == DEFAULT_PROXIES and self.space != "files":
             return COLUMNS
         gradsign = ("score", "mean", "n_weights") if "gradsign" in self.proxies else ()
+        # ONNX files may not follow the paper's protocol (BatchNorm folded at export): each row says so.
+        protocol = ("protocol", "protocol_reasons") if self.space == "files" else ()
         others = tuple(p for p in self.proxies if p != "gradsign")
-        return (*self.identity, *gradsign, "n_samples", *others, "seconds")
+        return (*self.identity, *gradsign, "n_samples", *protocol, *others, "seconds")
 
     def to_json(self) -> dict[str, object]:
         """The settings as recorded beside the results: the data by name and content, not by path, so a run can
@@ -85,6 +90,10 @@ class BatchConfig:
             settings["proxies"] = list(self.proxies)
         if not self.offset:
             del settings["offset"]
+        if self.layout == "nchw":
+            del settings["layout"]
+        if self.size is None:
+            del settings["size"]
         if self.space == "files":
             del settings["num_classes"], settings["seed"]  # an ONNX file carries its own classes and weights
         return settings
@@ -273,10 +282,11 @@ _worker_state: dict[str, object] = {}
 
 
 def _init_worker(config: BatchConfig) -> None:
-    from gradsign_rs.data import load_images
+    from gradsign_rs.data import arrange, load_images
 
     _worker_state["config"] = config
-    _worker_state["data"] = load_images(config.data, n=config.n, normalize=config.normalize, offset=config.offset)
+    images, labels = load_images(config.data, n=config.n, normalize=config.normalize, offset=config.offset)
+    _worker_state["data"] = (arrange(images, layout=config.layout, size=config.size), labels)
 
 
 def _job_model(job: Job, config: BatchConfig, inputs: np.ndarray) -> object:
@@ -310,9 +320,17 @@ def _score_job(job: Job) -> tuple[Job, dict[str, object] | None, str | None]:
         "mean": f"{result.mean:.9g}",
         "n_weights": result.n_weights,
         "n_samples": result.n_samples,
+        **_protocol_columns(config, result),
         "seconds": f"{time.perf_counter() - start:.4f}",
     }
     return job, row, None
+
+
+def _protocol_columns(config: BatchConfig, result: object) -> dict[str, object]:
+    """The protocol columns of an ONNX-file row: "paper" or "flagged", and the reasons joined by "; "."""
+    if config.space != "files":
+        return {}
+    return {"protocol": result.protocol, "protocol_reasons": "; ".join(result.protocol_reasons)}
 
 
 def _score_job_proxies(job: Job, config: BatchConfig, inputs, labels) -> tuple[Job, dict[str, object] | None, str | None]:
@@ -327,6 +345,7 @@ def _score_job_proxies(job: Job, config: BatchConfig, inputs, labels) -> tuple[J
         if "gradsign" in config.proxies:
             result = score(model, inputs, labels, num_threads=1)
             row.update(score=result.value, mean=f"{result.mean:.9g}", n_weights=result.n_weights)
+            row.update(_protocol_columns(config, result))
         others = [p for p in config.proxies if p != "gradsign"]
         if others:
             values = proxies.compute(others, model, inputs, labels, batch_size=config.proxy_batch_size)

@@ -50,6 +50,9 @@ def load_images(
         if isinstance(exc, GradSignError):
             raise
         raise GradSignError(f"{path}: not a readable .npz archive ({exc})") from exc
+    if x.dtype != np.uint8:
+        raise GradSignError(f"{path}: 'x' holds {x.dtype} values, not uint8 pixels; preprocessed arrays are read "
+                            "as they are by gradsign_rs.data.load_arrays (CLI: the same --data, no --normalize)")
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise GradSignError(f"{path}: 'x' must be N x H x W x C images with C in (1, 3), got shape {x.shape}")
     if y.shape != (x.shape[0],):
@@ -65,3 +68,67 @@ def load_images(
         mean, std = (np.asarray(v, np.float32) / np.float32(255.0) for v in NORMALIZATION[normalize])
         images = (images - mean) / std
     return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), y.astype(np.int64)
+
+
+LAYOUTS = ("nchw", "nhwc", "flat")
+
+
+def arrange(images: np.ndarray, *, layout: str = "nchw", size: int | None = None) -> np.ndarray:
+    """NCHW float images as a model takes them: resized to `size` x `size` (bilinear, scipy.ndimage.zoom with
+    order 1), then laid out as NCHW, NHWC (Keras, TF, JAX) or flat rows of the NHWC values (an MLP, sklearn)."""
+    if layout not in LAYOUTS:
+        raise GradSignError(f"layout must be one of {LAYOUTS}, got {layout!r}")
+    if size is not None:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 1 <= size <= 4096:
+            raise GradSignError(f"size must be an int between 1 and 4096, got {size!r}")
+        from scipy import ndimage
+
+        factors = (1, 1, size / images.shape[2], size / images.shape[3])
+        images = ndimage.zoom(images, factors, order=1, grid_mode=True, mode="nearest").astype(np.float32)
+    if layout == "nchw":
+        return np.ascontiguousarray(images)
+    nhwc = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+    return nhwc if layout == "nhwc" else nhwc.reshape(nhwc.shape[0], -1)
+
+
+def is_preprocessed(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` holds model-ready arrays (a .npy, or a .npz whose 'x' is not uint8) rather than pixels."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        return True
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return "x" in archive and archive["x"].dtype != np.uint8
+    except Exception:
+        return False  # load_images reports what is wrong with the file
+
+
+def load_arrays(
+    path: str | os.PathLike[str], *, labels: str | os.PathLike[str] | None = None, n: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Model-ready samples, read as they are: a .npz with float 'x' (any shape, batch first) and 'y', or a .npy of
+    samples with `labels` a .npy of class indices. The first n are taken."""
+    path = Path(path)
+    try:
+        if path.suffix == ".npy":
+            if labels is None:
+                raise GradSignError(f"{path}: a .npy holds samples only; give the labels (.npy) too (CLI: --labels)")
+            x, y = np.load(path, allow_pickle=False), np.load(labels, allow_pickle=False)
+        else:
+            with np.load(path, allow_pickle=False) as archive:
+                if "x" not in archive or "y" not in archive:
+                    raise GradSignError(f"{path}: expected arrays 'x' (samples) and 'y' (labels), found {sorted(archive.files)}")
+                x, y = archive["x"], archive["y"]
+    except GradSignError:
+        raise
+    except Exception as exc:
+        raise GradSignError(f"{path}: not a readable .npy/.npz array file ({type(exc).__name__}: {exc})") from exc
+    if not np.issubdtype(x.dtype, np.floating):
+        raise GradSignError(f"{path}: samples must be floating point, got {x.dtype}")
+    if y.ndim != 1 or x.ndim < 1 or y.shape[0] != x.shape[0]:
+        raise GradSignError(f"{path}: {x.shape[0] if x.ndim else 0} samples but labels of shape {y.shape}")
+    if n is not None:
+        if n < 1 or n > x.shape[0]:
+            raise GradSignError(f"{path}: asked for {n} samples, the file has {x.shape[0]}")
+        x, y = x[:n], y[:n]
+    return np.ascontiguousarray(x, np.float32 if x.dtype != np.float64 else np.float64), y

@@ -30,6 +30,7 @@ from gradsign_rs.frontend.protocol import Protocol
 from gradsign_rs.frontend.prune import prune
 from gradsign_rs.frontend.unshare import normalization_parameters
 from gradsign_rs.frontend.weights import ScoredWeight, reachable_weights
+from gradsign_rs.ort_errors import explain
 
 # onnxruntime's graph transformers log at INFO by default: keep warnings and errors only.
 ort.set_default_logger_severity(3)
@@ -61,7 +62,6 @@ class GradientProgram:
         return [0, *np.cumsum([w.size for w in self.weights]).tolist()]
 
 
-_GRADIENT_ERROR = re.compile(r"gradient builder has not been registered: (\S+) for node (.+?)\s*$", re.M)
 _CACHE_SIZE = 32
 _cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
 _cache_lock = threading.Lock()
@@ -87,14 +87,7 @@ def _build_gradient_graph(loss_model: bytes, live: set[str], source: str) -> byt
         builder.build()
         return builder.get_model()
     except Exception as exc:  # onnxruntime raises RuntimeError / its own Fail types
-        text = str(exc)
-        match = _GRADIENT_ERROR.search(text)
-        if match:
-            raise GradSignError(
-                f"{source}: onnxruntime-training cannot differentiate op {match.group(1)} (node {match.group(2)!r}); "
-                "replace it or export the model without it"
-            ) from exc
-        raise GradSignError(f"{source}: building the gradient graph failed: {text.strip().splitlines()[-1]}") from exc
+        raise explain(exc, source=source, what="building the gradient graph", model=loss_model) from exc
 
 
 def gradient_graph(loss_model: bytes, requires_grad: set[str], source: str) -> bytes:
@@ -178,7 +171,7 @@ def deterministic_session(graph: bytes, provider: str, what: str) -> object:
     except GradSignError:
         raise
     except Exception as exc:
-        raise GradSignError(f"{what}: onnxruntime cannot load it: {exc}") from exc
+        raise explain(exc, source=what, what="loading the graph into a session", model=graph) from exc
 
 
 class GradientSource:
@@ -204,7 +197,7 @@ class GradientSource:
         try:
             (logits,) = self._session.run([self.program.logits], feeds)
         except Exception as exc:
-            raise GradSignError(f"{self.program.source}: the forward pass failed on one sample: {exc}") from exc
+            raise explain(exc, source=self.program.source, what="running the forward pass on one sample") from exc
         if logits.ndim != 2 or logits.shape[0] != 1:
             raise GradSignError(
                 f"{self.program.source}: output {self.program.logits!r} has shape {tuple(logits.shape)} for one "
@@ -241,7 +234,7 @@ class Lane:
         try:
             self._session.run_with_iobinding(self._binding)
         except Exception as exc:
-            raise GradSignError(f"{self.program.source}: the gradient step failed on sample {index}: {exc}") from exc
+            raise explain(exc, source=self.program.source, what=f"running the gradient step on sample {index}") from exc
         return self.buffer
 
     def stream(self, inputs: np.ndarray, labels: np.ndarray, indices: range | None = None) -> Iterator[np.ndarray]:

@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 
 from gradsign_rs._core import GradSignError
+from gradsign_rs.frontend.protocol import EXPORT_MARK
 
 
 def protocol_mode(module: object) -> object:
@@ -68,4 +69,7 @@ def _export(torch, module, example, opset: int, *, dynamic_batch: bool) -> onnx.
             output_names=["logits"],
             dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}} if dynamic_batch else None,
         )
-    return onnx.load_from_string(buffer.getvalue())
+    model = onnx.load_from_string(buffer.getvalue())
+    # The front end trusts this mark: a training-mode export folds nothing, even in a network without BatchNorm.
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, EXPORT_MARK: "training"})
+    return model

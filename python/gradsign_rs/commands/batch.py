@@ -8,7 +8,7 @@ import os
 
 from gradsign_rs._core import GradSignError
 from gradsign_rs.batch import DATASETS, BatchConfig, resolve_archs, resolve_models, run_batch
-from gradsign_rs.data import NORMALIZATION, data_root
+from gradsign_rs.data import LAYOUTS, NORMALIZATION, data_root
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--normalize", default=None, choices=[*NORMALIZATION, "none"],
                         help="per-channel normalisation of the images (default: the dataset's)")
     parser.add_argument("--seed", type=int, default=None, help="weight initialisation seed (default 42, the paper's)")
+    parser.add_argument("--layout", default="nchw", choices=LAYOUTS,
+                        help="how --models take images: nchw (torch), nhwc (Keras, TF, JAX), flat (MLP)")
+    parser.add_argument("--size", type=int, default=None, help="resize the images to SIZE x SIZE (bilinear) first")
     parser.add_argument(
         "--proxies", default="gradsign",
         help="comma-separated proxies, e.g. gradsign,synflow,nwot (default gradsign; others add one column each)",
@@ -67,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         space="files" if files else args.space, data=os.path.abspath(data), normalize=normalize,
         num_classes=0 if files else classes, n=args.n, seed=0 if files else seed,
         proxies=parse_names(args.proxies), proxy_batch_size=args.proxy_batch_size, offset=args.offset,
+        layout=args.layout, size=args.size,
     )
     jobs = resolve_models(args.models) if files else resolve_archs(args.archs or "all", sample_seed=args.sample_seed)
     summary = run_batch(config, jobs, args.out, workers=args.workers, progress=not args.no_progress)

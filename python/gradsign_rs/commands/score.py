@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 
-from gradsign_rs.data import NORMALIZATION, load_images
+from gradsign_rs._core import GradSignError
+from gradsign_rs.data import LAYOUTS, NORMALIZATION, arrange, is_preprocessed, load_arrays, load_images
 from gradsign_rs.frontend.load import load_model
 from gradsign_rs.score import score
 
@@ -19,7 +20,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score one ONNX classifier: per-sample gradients at its stored weights, signs reduced in Rust.",
     )
     parser.add_argument("model", metavar="MODEL.onnx", help="the ONNX classifier (input: images NCHW, output: logits)")
-    parser.add_argument("--data", required=True, metavar="FILE.npz", help="images 'x' (uint8 NHWC) and labels 'y'")
+    parser.add_argument("--data", required=True, metavar="FILE.npz|FILE.npy",
+                        help="images 'x' (uint8 NHWC) and labels 'y'; or model-ready arrays (float 'x', or a .npy "
+                             "with --labels), used as they are")
     parser.add_argument("--n", type=int, default=128, help="number of samples (default: 128, the paper's batch)")
     parser.add_argument(
         "--seed", type=int, default=None,
@@ -32,7 +35,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--batchnorm", default="train", choices=["train", "as_exported"],
         help="train: per-sample statistics, the paper's setting; as_exported: keep inference-mode BN",
     )
-    parser.add_argument("--output", default=None, help="name of the logits output (default: the first output)")
+    parser.add_argument("--input", default=None, help="name of the data input (default: the one input without a value)")
+    parser.add_argument("--output", default=None,
+                        help="name of the logits output (default: the first float output, past a final Softmax)")
+    parser.add_argument("--layout", default="nchw", choices=LAYOUTS,
+                        help="how the model takes images: nchw (torch), nhwc (Keras, TF, JAX), flat (MLP, sklearn)")
+    parser.add_argument("--size", type=int, default=None, help="resize the images to SIZE x SIZE (bilinear) first")
+    parser.add_argument("--labels", default=None, metavar="FILE.npy", help="labels for --data FILE.npy of samples")
+    parser.add_argument("--constant", action="append", default=[], metavar="NAME=VALUE",
+                        help="fix a non-data graph input to a value (a JSON number, bool or list); repeatable")
     parser.add_argument(
         "--proxies", default=None,
         help="comma-separated zero-cost proxies to compute instead, e.g. gradsign,synflow,nwot (see gradsign_rs.proxies)",
@@ -45,30 +56,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def select_samples(path: str, n: int, seed: int | None, normalize: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """The first n samples of the file, or n drawn without replacement with `seed`."""
+    """The first n samples of the file, or n drawn without replacement with `seed` (NCHW float32)."""
     if seed is None:
         return load_images(path, n=n, normalize=normalize)
     inputs, labels = load_images(path, normalize=normalize)
     if n > len(labels):
-        from gradsign_rs._core import GradSignError
-
         raise GradSignError(f"{path}: asked for {n} images, the file has {len(labels)}")
     pick = np.sort(np.random.default_rng(seed).choice(len(labels), size=n, replace=False))
     return inputs[pick], labels[pick]
 
 
-def run(args: argparse.Namespace) -> int:
+def parse_constants(items: list[str]) -> dict[str, np.ndarray]:
+    """--constant NAME=VALUE items as arrays (VALUE is JSON: 1, 0.5, true, [1, 2])."""
+    constants = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError("expected NAME=VALUE")
+            constants[name] = np.asarray(json.loads(value))
+        except ValueError as exc:
+            raise GradSignError(f"--constant {item!r}: {exc} (VALUE is JSON, e.g. true, 1, 0.5, [1, 2])") from exc
+    return constants
+
+
+def model_inputs(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray]:
+    """The samples as the model takes them: model-ready arrays as they are, or images normalised and arranged."""
+    if is_preprocessed(args.data):
+        return load_arrays(args.data, labels=args.labels, n=args.n)
     normalize = None if args.normalize == "none" else args.normalize
+    images, labels = select_samples(args.data, args.n, args.seed, normalize)
+    return arrange(images, layout=args.layout, size=args.size), labels
+
+
+def run(args: argparse.Namespace) -> int:
     load_model(args.model)  # a bad model file (or proxy name) is reported before the data is read
+    constants = parse_constants(args.constant)
     if args.proxies:
         from gradsign_rs.proxies import parse_names
 
         names = parse_names(args.proxies)
-        return run_proxies(args, names, *select_samples(args.data, args.n, args.seed, normalize))
-    inputs, labels = select_samples(args.data, args.n, args.seed, normalize)
+        return run_proxies(args, names, *model_inputs(args))
+    inputs, labels = model_inputs(args)
     result = score(
-        args.model, inputs, labels,
-        provider=args.provider, num_threads=args.threads, batchnorm=args.batchnorm, output=args.output,
+        args.model, inputs, labels, provider=args.provider, num_threads=args.threads, batchnorm=args.batchnorm,
+        input=args.input, output=args.output, constant_inputs=constants or None,
     )
     if args.json:
         payload = {"model": args.model, "data": args.data, **result.to_dict()}
@@ -78,6 +110,9 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"model     {args.model}")
     print(f"gradsign  {result.value}")
+    print(f"protocol  {result.protocol}" + "".join(f"\n  - {reason}" for reason in result.protocol_reasons))
+    for note in result.protocol_notes:
+        print(f"  note: {note}")
     print(f"mean      {result.mean:.6f}  (score / scored weights)")
     print(f"samples   {result.n_samples}")
     print(f"weights   {result.n_weights} in {len(result.per_layer)} layers")

@@ -192,7 +192,8 @@ class Emitter:
         return self._names.fresh(f"{self.label}/{what}")
 
     def op(
-        self, op_type: str, inputs: Iterable[str], what: str | None = None, *, output: str | None = None, **attrs: object
+        self, op_type: str, inputs: Iterable[str], what: str | None = None, *, output: str | None = None,
+        **attrs: object,
     ) -> str:
         """Append one single-output node; returns its output (`output`, or a fresh `<label>/<what>`)."""
         out = output or self.fresh(what or op_type.lower())

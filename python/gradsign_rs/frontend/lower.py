@@ -11,9 +11,27 @@ from collections.abc import Callable
 import onnx
 
 from gradsign_rs.frontend._graph import copy_model, is_default_domain
-from gradsign_rs.frontend.lower_activations import lower_hard_sigmoid, lower_hard_swish, lower_mish, lower_softplus
+from gradsign_rs.frontend.lower_activations import (
+    lower_celu,
+    lower_elu,
+    lower_hard_sigmoid,
+    lower_hard_swish,
+    lower_mish,
+    lower_prelu,
+    lower_selu,
+    lower_softplus,
+    lower_thresholded_relu,
+)
 from gradsign_rs.frontend.lower_einsum import lower_einsum
 from gradsign_rs.frontend.lower_normalization import lower_group_normalization, lower_instance_normalization
+from gradsign_rs.frontend.lower_reductions import (
+    lower_global_max_pool,
+    lower_mean,
+    lower_reduce_max,
+    lower_reduce_min,
+    lower_reduce_sum_square,
+    lower_sum,
+)
 from gradsign_rs.frontend.lower_resize import lower_resize
 
 # op_type (default domain) -> the pass that rewrites it, in the order `lower` applies them.
@@ -22,6 +40,17 @@ LOWERINGS: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
     "HardSigmoid": lower_hard_sigmoid,
     "Mish": lower_mish,
     "Softplus": lower_softplus,
+    "PRelu": lower_prelu,
+    "Elu": lower_elu,
+    "Selu": lower_selu,
+    "Celu": lower_celu,
+    "ThresholdedRelu": lower_thresholded_relu,
+    "Sum": lower_sum,
+    "Mean": lower_mean,
+    "ReduceSumSquare": lower_reduce_sum_square,
+    "ReduceMax": lower_reduce_max,
+    "ReduceMin": lower_reduce_min,
+    "GlobalMaxPool": lower_global_max_pool,
     "InstanceNormalization": lower_instance_normalization,
     "GroupNormalization": lower_group_normalization,
     "Einsum": lower_einsum,

@@ -1,7 +1,8 @@
 """Lower the activations onnxruntime-training 1.19 has no gradient builder for into ops it differentiates.
 
-Each pass rewrites every node of one op into elementwise Mul/Add/Clip/Relu/Sub/Neg/Exp/Log/Tanh nodes that compute
-the same function (see gradient_ops.DIFFERENTIABLE_OPS), writing the node's output under its name.
+Each pass rewrites every node of one op into elementwise Mul/Add/Clip/Relu/Min/Sub/Neg/Div/Exp/Log/Tanh/Where nodes
+(and the comparisons Where selects with) that compute the same function (see gradient_ops.DIFFERENTIABLE_OPS), in
+onnxruntime's order of operations, writing the node's output under its name.
 """
 
 from __future__ import annotations
@@ -9,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from gradsign_rs.frontend._graph import Emitter, attribute, elem_types, numpy_dtype, rewrite_op
+from gradsign_rs.frontend._graph import Emitter, attribute, elem_types, numpy_dtype, refusal, rewrite_op
+
+SELU_ALPHA = 1.67326319217681884765625  # the ONNX defaults (float32 values of the SELU paper's constants)
+SELU_GAMMA = 1.05070102214813232421875
 
 
 def _hard_sigmoid(emit: Emitter, x: str, alpha: float, beta: float, dtype: np.dtype, output: str | None = None) -> str:
@@ -34,6 +38,22 @@ def _softplus(emit: Emitter, x: str, dtype: np.dtype, output: str | None = None)
     floor = emit.op("Exp", [emit.op("Neg", [m], "minus_max0")], "exp_minus_max0")
     log = emit.op("Log", [emit.op("Add", [below, floor], "sum_exp")], "log_sum_exp")
     return emit.op("Add", [m, log], "softplus", output=output)
+
+
+def _exponential_linear(
+    emit: Emitter, x: str, alpha: float, dtype: np.dtype, *, divide: bool = False, output: str | None = None
+) -> str:
+    """max(x, 0) + alpha * (exp(m) - 1), m = min(x, 0) (divided by alpha when `divide`, Celu's exp(x / alpha)).
+
+    m instead of x: for x > 0 the exponential term is alpha * (1 - 1) = 0 either way (the select or clamp of the
+    original discards it), but exp(x) would overflow to inf and the chain rule would make 0 * inf = NaN.
+    """
+    negative = emit.op("Min", [x, emit.const(0, "zero", dtype)], "min0")
+    if divide:
+        negative = emit.op("Div", [negative, emit.const(alpha, "alpha", dtype)], "min0_over_alpha")
+    decay = emit.op("Sub", [emit.op("Exp", [negative], "exp_min0"), emit.const(1, "one", dtype)], "exp_min0_minus_1")
+    scaled = emit.op("Mul", [emit.const(alpha, "alpha", dtype), decay], "negative_part")
+    return emit.op("Add", [emit.op("Relu", [x], "max0"), scaled], "exponential_linear", output=output)
 
 
 def lower_hard_sigmoid(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -79,3 +99,76 @@ def lower_mish(model: onnx.ModelProto) -> onnx.ModelProto:
         emit.op("Mul", [x, gate], output=node.output[0])
 
     return rewrite_op(model, "Mish", lower)
+
+
+def lower_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """PRelu(x, slope) = x if x > 0 else slope * x -> Where(x > 0, x, x * slope), as onnxruntime selects; slope
+    broadcasts unidirectionally to x (opset 7 on), which Mul's multidirectional broadcasting then reproduces."""
+    types = elem_types(model)
+
+    def lower(emit: Emitter, node: onnx.NodeProto) -> None:
+        if emit.opset < 7:
+            raise refusal(node, "PRelu before opset 7 has no broadcasting rule (nor an onnxruntime kernel)",
+                          "export the model at opset 7 or later")
+        x, slope = node.input[:2]
+        positive = emit.op("Greater", [x, emit.const(0, "zero", numpy_dtype(types, x))], "positive")
+        emit.op("Where", [positive, x, emit.op("Mul", [x, slope], "sloped")], output=node.output[0])
+
+    return rewrite_op(model, "PRelu", lower)
+
+
+def lower_elu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Elu(x; alpha=1) = x if x >= 0 else alpha * (exp(x) - 1) -> max(x, 0) + alpha * (exp(min(x, 0)) - 1),
+    equal term by term (x + 0 above zero, 0 + the exponential below; see _exponential_linear for the overflow)."""
+    types = elem_types(model)
+
+    def lower(emit: Emitter, node: onnx.NodeProto) -> None:
+        x = node.input[0]
+        alpha = float(attribute(node, "alpha", 1.0))
+        _exponential_linear(emit, x, alpha, numpy_dtype(types, x), output=node.output[0])
+
+    return rewrite_op(model, "Elu", lower)
+
+
+def lower_selu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Selu(x; alpha, gamma) = gamma * (max(x, 0) + min(alpha * (exp(x) - 1), 0)) (onnxruntime's form) ->
+    gamma * (max(x, 0) + alpha * (exp(min(x, 0)) - 1)): for alpha >= 0 the clamp keeps exactly the x <= 0 terms."""
+    types = elem_types(model)
+
+    def lower(emit: Emitter, node: onnx.NodeProto) -> None:
+        x, dtype = node.input[0], numpy_dtype(types, node.input[0])
+        alpha, gamma = float(attribute(node, "alpha", SELU_ALPHA)), float(attribute(node, "gamma", SELU_GAMMA))
+        if alpha < 0:
+            raise refusal(node, f"alpha = {alpha} < 0 keeps the exponential term above zero too",
+                          "use alpha >= 0 (the SELU default is 1.6733)")
+        inner = _exponential_linear(emit, x, alpha, dtype)
+        emit.op("Mul", [emit.const(gamma, "gamma", dtype), inner], output=node.output[0])
+
+    return rewrite_op(model, "Selu", lower)
+
+
+def lower_celu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Celu(x; alpha=1) = max(x, 0) + min(alpha * (exp(x / alpha) - 1), 0) -> max(x, 0) + alpha * (exp(min(x, 0)
+    / alpha) - 1): whatever alpha's sign, the clamped term is 0 for x > 0 and needs no clamp for x <= 0."""
+    types = elem_types(model)
+
+    def lower(emit: Emitter, node: onnx.NodeProto) -> None:
+        x = node.input[0]
+        alpha = float(attribute(node, "alpha", 1.0))
+        if alpha == 0:
+            raise refusal(node, "alpha = 0 divides by zero", "use a nonzero alpha")
+        _exponential_linear(emit, x, alpha, numpy_dtype(types, x), divide=True, output=node.output[0])
+
+    return rewrite_op(model, "Celu", lower)
+
+
+def lower_thresholded_relu(model: onnx.ModelProto) -> onnx.ModelProto:
+    """ThresholdedRelu(x; alpha=1) = x if x > alpha else 0 -> Where(x > alpha, x, 0)."""
+    types = elem_types(model)
+
+    def lower(emit: Emitter, node: onnx.NodeProto) -> None:
+        x, dtype = node.input[0], numpy_dtype(types, node.input[0])
+        above = emit.op("Greater", [x, emit.const(float(attribute(node, "alpha", 1.0)), "alpha", dtype)], "above")
+        emit.op("Where", [above, x, emit.const(0, "zero", dtype)], output=node.output[0])
+
+    return rewrite_op(model, "ThresholdedRelu", lower)

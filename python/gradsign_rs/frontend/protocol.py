@@ -18,6 +18,8 @@ from onnx import helper, numpy_helper
 from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend._graph import attribute, copy_model, default_opset, node_label, ranks, static_shapes
 
+# metadata_props key written by gradsign_rs.from_torch: a training-mode export folds nothing.
+EXPORT_MARK = "gradsign_rs.export"
 NORMALIZATION_OPS = {"BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization"}
 # Ops between a Conv and the normalisation that follows it in exported graphs (bias adds, layout changes).
 _BETWEEN = {"Identity", "Add", "Transpose", "Reshape", "Cast"}
@@ -71,7 +73,8 @@ def assess(model: onnx.ModelProto, *, batchnorm: str = "train", shapes: dict[str
     bare = [n for n in convs if not _is_normalised(n, consumers)]
     reasons: list[str] = []
     notes = list(notes)
-    if convs and not norms:
+    training_export = any(p.key == EXPORT_MARK and p.value == "training" for p in model.metadata_props)
+    if convs and not norms and not training_export:
         reasons.append(
             f"no normalisation layer in the graph, yet {len(convs)} Conv layer(s): if the network has BatchNorm, it "
             "was folded into the convolutions at export (an eval-mode export) and this is not the paper's quantity; "
