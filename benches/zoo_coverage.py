@@ -51,7 +51,9 @@ def _attempt(kind: str, name: str, route: str, n: int) -> dict[str, object]:
             x, y = data[entry["inputs_key"]][:n], data["labels"][:n]
             model = FOREIGN / entry["file"]
             row["family"] = entry["framework"]
-            kwargs = {}
+            from test_zoo_foreign import CONSTANT_INPUTS
+
+            kwargs = {"constant_inputs": CONSTANT_INPUTS.get(name)}
         begin = time.perf_counter()
         result = gradsign_rs.score(model, x, y, num_threads=1, **kwargs)
         again = gradsign_rs.score(model, x, y, num_threads=1, **kwargs)
@@ -116,7 +118,7 @@ def main() -> int:
     columns = [c for c in ("architecture", "family", "route", "outcome", "score", "repeatable", "seconds", "peak_mb", "reason")
                if c in table]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for _, record in table[columns].fillna("").iterrows():
+    for _, record in table[columns].astype(object).fillna("").iterrows():
         lines.append("| " + " | ".join(str(v).replace("|", "/").replace("\n", " ") for v in record) + " |")
     (out / "coverage.md").write_text("\n".join(header + lines) + "\n")
     return 0

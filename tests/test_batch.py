@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradsign_rs import GradSignError, batch
+from gradsign_rs import GradSignError
 from gradsign_rs.batch import BatchConfig, Job, ResultsFile, resolve_archs, run_batch
 from conftest import CIFAR10_TRAIN
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 import collections
 import dataclasses
 import hashlib
-import re
 import threading
 from collections.abc import Iterator
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 
 from gradsign_rs._core import GradSignError
 from gradsign_rs._ort import capi, ort, provider_name

@@ -19,7 +19,7 @@ ENTRIES = {entry["name"]: entry for entry in MANIFEST if (FOREIGN / entry["file"
 CONSTANT_INPUTS = {"jax_mlp_deterministic_input": {"deterministic": np.array(True)}}
 # Exports that use an op onnxruntime-training cannot differentiate and no lowering covers yet: refused by name
 # before any graph is built (a shortfall recorded in the issue, not a silent number).
-KNOWN_REFUSALS = {"jax_cnn": "ReduceMax", "keras_cnn_fused_bn_training": "ReduceSumSquare"}
+KNOWN_REFUSALS: dict[str, str] = {}
 
 
 def _samples(entry: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -39,8 +39,9 @@ def test_foreign_export_matches_its_native_reference(name):
     want = entry["reference_score"]
     assert abs(result.value - want) <= 1e-3 * want, (result.value, want)
     assert result.n_weights == entry["n_weights"]
-    if entry["reference_protocol"] == "inference_batchnorm":  # folded at export: never unflagged
-        assert result.protocol == "flagged", result.protocol_notes
+    # Flagged exactly when the exporter folded BatchNorm (the native reference then ran on running statistics).
+    folded = entry["reference_protocol"] == "inference_batchnorm"
+    assert (result.protocol == "flagged") == folded, (result.protocol_reasons, entry["reference_protocol"])
 
 
 @pytest.mark.parametrize("name", sorted(n for n, e in ENTRIES.items() if e["expected"] == "refuse"))

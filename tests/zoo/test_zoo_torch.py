@@ -42,13 +42,17 @@ def test_architecture_matches_the_torch_reference_slow(name):
     _parity(name)
 
 
-def test_eval_mode_default_export_is_flagged_as_folded():
+@pytest.mark.parametrize(("name", "folded"), [("timm_resnet10t", True), ("timm_vit_tiny_patch16_224", False)])
+def test_eval_mode_default_export_is_flagged_exactly_when_batchnorm_was_folded(name, folded):
     pytest.importorskip("onnxscript")
-    module, size = torch_zoo.build("timm_resnet10t")
+    module, size = torch_zoo.build(name)
     x, y = torch_zoo.images(size, 2)
     result = gradsign_rs.score(torch_zoo.export_default(module, size), x, y)
-    assert result.protocol == "flagged"
-    assert "folded" in result.protocol_reasons[0] and "training mode" in result.protocol_reasons[0]
+    assert (result.protocol == "flagged") == folded, result.protocol_reasons
+    if folded:
+        assert "folded" in result.protocol_reasons[0] and "training mode" in result.protocol_reasons[0]
+    else:  # a network without BatchNorm loses nothing in an eval-mode export
+        assert result.value == gradsign_rs.score(module, x, y).value
 
 
 def test_training_export_with_dropout_and_stochastic_depth_is_repeatable_and_matches_from_torch():

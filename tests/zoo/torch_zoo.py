@@ -65,9 +65,9 @@ for _name, _family, _size, _kwargs in [
     ("ghostnet_050", "GhostNet", 64, {}),
     ("lcnet_050", "LCNet", 64, {}),
     ("mobilenetv3_small_050", "MobileNetV3", 64, {}),
-    ("efficientvit_m0", "EfficientViT", 64, {}),
+    ("efficientvit_m0", "EfficientViT", 128, {}),
     ("resnet10t", "ResNet", 64, {}),
-    ("mixer_s32_224", "MLP-Mixer", 32, {"img_size": 32, "patch_size": 8, "num_blocks": 2, "embed_dim": 64}),
+    ("mixer_s16_224", "MLP-Mixer", 32, {"img_size": 32, "num_blocks": 2, "embed_dim": 64}),
 ]:
     _register(f"timm_{_name}", _family, _size)(_timm(_name, **_kwargs))
 

@@ -1,7 +1,9 @@
 """Rewrite the ops onnxruntime-training 1.19 cannot differentiate on CPU into exact equivalents it can.
 
 See gradient_ops (what the probe found) and the lower_* modules (the math of each rewrite). Each pass rewrites
-only its own op, so their order does not change the result; Mish is lowered inline (it leaves no Softplus).
+only its own op, so their order does not change the result; Mish is lowered inline (it leaves no Softplus). The
+reductions run last: ReduceMax, ReduceMin and GlobalMaxPool need static shapes, which onnx shape inference finds
+through the lowered forms of earlier ops but not always through the originals (GroupNormalization-21 has none).
 """
 
 from __future__ import annotations
@@ -45,22 +47,23 @@ LOWERINGS: dict[str, Callable[[onnx.ModelProto], onnx.ModelProto]] = {
     "Selu": lower_selu,
     "Celu": lower_celu,
     "ThresholdedRelu": lower_thresholded_relu,
+    "InstanceNormalization": lower_instance_normalization,
+    "GroupNormalization": lower_group_normalization,
+    "Einsum": lower_einsum,
+    "Resize": lower_resize,
     "Sum": lower_sum,
     "Mean": lower_mean,
     "ReduceSumSquare": lower_reduce_sum_square,
     "ReduceMax": lower_reduce_max,
     "ReduceMin": lower_reduce_min,
     "GlobalMaxPool": lower_global_max_pool,
-    "InstanceNormalization": lower_instance_normalization,
-    "GroupNormalization": lower_group_normalization,
-    "Einsum": lower_einsum,
-    "Resize": lower_resize,
 }
 
 
 def lower(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of `model` with every default-domain node of an op in LOWERINGS rewritten (GradSignError, naming the
-    node, for one a pass cannot handle); the passes of absent ops do not run."""
+    node, for one a pass cannot handle; integer ReduceMax/ReduceMin, which carry no gradient, stay); the passes of
+    absent ops do not run."""
     present = {node.op_type for node in model.graph.node if is_default_domain(node)}
     out = copy_model(model)
     for op_type, lower_pass in LOWERINGS.items():

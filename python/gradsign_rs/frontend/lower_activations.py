@@ -1,7 +1,7 @@
 """Lower the activations onnxruntime-training 1.19 has no gradient builder for into ops it differentiates.
 
-Each pass rewrites every node of one op into elementwise Mul/Add/Clip/Relu/Min/Sub/Neg/Div/Exp/Log/Tanh/Where nodes
-(and the comparisons Where selects with) that compute the same function (see gradient_ops.DIFFERENTIABLE_OPS), in
+Each pass rewrites every node of one op into elementwise Mul/Add/Clip/Relu/Sub/Neg/Div/Exp/Log/Tanh/Where nodes
+(and the Greater that Where selects with) that compute the same function (see gradient_ops.DIFFERENTIABLE_OPS), in
 onnxruntime's order of operations, writing the node's output under its name.
 """
 
@@ -40,20 +40,31 @@ def _softplus(emit: Emitter, x: str, dtype: np.dtype, output: str | None = None)
     return emit.op("Add", [m, log], "softplus", output=output)
 
 
+def _needs_where(emit: Emitter, node: onnx.NodeProto) -> None:
+    """Refuse a model older than Where (opset 9); the pipeline converts models to opset 13 or later first."""
+    if emit.opset < 9:
+        raise refusal(node, f"the lowering selects with Where, which opset {emit.opset} lacks (it arrived at 9)",
+                      "convert the model to opset 9 or later (onnx.version_converter)")
+
+
 def _exponential_linear(
     emit: Emitter, x: str, alpha: float, dtype: np.dtype, *, divide: bool = False, output: str | None = None
 ) -> str:
-    """max(x, 0) + alpha * (exp(m) - 1), m = min(x, 0) (divided by alpha when `divide`, Celu's exp(x / alpha)).
+    """x if x > 0 else alpha * (exp(m) - 1), m = Where(x > 0, 0, x) = min(x, 0) (divided by alpha when `divide`:
+    Celu's exp(x / alpha)).
 
-    m instead of x: for x > 0 the exponential term is alpha * (1 - 1) = 0 either way (the select or clamp of the
-    original discards it), but exp(x) would overflow to inf and the chain rule would make 0 * inf = NaN.
+    m instead of x: the select discards the exponential where x > 0, but exp(x) would overflow to inf there and the
+    chain rule would make 0 * inf = NaN. m by Where, not Min: at x = 0 the gradient goes to x whole, so the
+    derivative there is the x <= 0 side's (alpha; 1 for Celu), as torch's.
     """
-    negative = emit.op("Min", [x, emit.const(0, "zero", dtype)], "min0")
+    zero = emit.const(0, "zero", dtype)
+    positive = emit.op("Greater", [x, zero], "positive")
+    negative = emit.op("Where", [positive, zero, x], "min0")
     if divide:
         negative = emit.op("Div", [negative, emit.const(alpha, "alpha", dtype)], "min0_over_alpha")
     decay = emit.op("Sub", [emit.op("Exp", [negative], "exp_min0"), emit.const(1, "one", dtype)], "exp_min0_minus_1")
     scaled = emit.op("Mul", [emit.const(alpha, "alpha", dtype), decay], "negative_part")
-    return emit.op("Add", [emit.op("Relu", [x], "max0"), scaled], "exponential_linear", output=output)
+    return emit.op("Where", [positive, x, scaled], "exponential_linear", output=output)
 
 
 def lower_hard_sigmoid(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -107,9 +118,7 @@ def lower_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
     types = elem_types(model)
 
     def lower(emit: Emitter, node: onnx.NodeProto) -> None:
-        if emit.opset < 7:
-            raise refusal(node, "PRelu before opset 7 has no broadcasting rule (nor an onnxruntime kernel)",
-                          "export the model at opset 7 or later")
+        _needs_where(emit, node)
         x, slope = node.input[:2]
         positive = emit.op("Greater", [x, emit.const(0, "zero", numpy_dtype(types, x))], "positive")
         emit.op("Where", [positive, x, emit.op("Mul", [x, slope], "sloped")], output=node.output[0])
@@ -118,28 +127,30 @@ def lower_prelu(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def lower_elu(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Elu(x; alpha=1) = x if x >= 0 else alpha * (exp(x) - 1) -> max(x, 0) + alpha * (exp(min(x, 0)) - 1),
-    equal term by term (x + 0 above zero, 0 + the exponential below; see _exponential_linear for the overflow)."""
+    """Elu(x; alpha=1) = x if x >= 0 else alpha * (exp(x) - 1) -> Where(x > 0, x, alpha * (exp(min(x, 0)) - 1))
+    (at x = 0 both give 0; see _exponential_linear)."""
     types = elem_types(model)
 
     def lower(emit: Emitter, node: onnx.NodeProto) -> None:
+        _needs_where(emit, node)
         x = node.input[0]
-        alpha = float(attribute(node, "alpha", 1.0))
-        _exponential_linear(emit, x, alpha, numpy_dtype(types, x), output=node.output[0])
+        _exponential_linear(emit, x, float(attribute(node, "alpha", 1.0)), numpy_dtype(types, x), output=node.output[0])
 
     return rewrite_op(model, "Elu", lower)
 
 
 def lower_selu(model: onnx.ModelProto) -> onnx.ModelProto:
     """Selu(x; alpha, gamma) = gamma * (max(x, 0) + min(alpha * (exp(x) - 1), 0)) (onnxruntime's form) ->
-    gamma * (max(x, 0) + alpha * (exp(min(x, 0)) - 1)): for alpha >= 0 the clamp keeps exactly the x <= 0 terms."""
+    gamma * Where(x > 0, x, alpha * (exp(min(x, 0)) - 1)): for alpha >= 0 the exponential term has the sign of x,
+    so the clamp keeps it exactly where x <= 0 (and adds 0 to x elsewhere)."""
     types = elem_types(model)
 
     def lower(emit: Emitter, node: onnx.NodeProto) -> None:
+        _needs_where(emit, node)
         x, dtype = node.input[0], numpy_dtype(types, node.input[0])
         alpha, gamma = float(attribute(node, "alpha", SELU_ALPHA)), float(attribute(node, "gamma", SELU_GAMMA))
         if alpha < 0:
-            raise refusal(node, f"alpha = {alpha} < 0 keeps the exponential term above zero too",
+            raise refusal(node, f"alpha = {alpha} < 0 makes onnxruntime's clamp keep the exponential term where x > 0",
                           "use alpha >= 0 (the SELU default is 1.6733)")
         inner = _exponential_linear(emit, x, alpha, dtype)
         emit.op("Mul", [emit.const(gamma, "gamma", dtype), inner], output=node.output[0])
@@ -148,11 +159,13 @@ def lower_selu(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def lower_celu(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Celu(x; alpha=1) = max(x, 0) + min(alpha * (exp(x / alpha) - 1), 0) -> max(x, 0) + alpha * (exp(min(x, 0)
-    / alpha) - 1): whatever alpha's sign, the clamped term is 0 for x > 0 and needs no clamp for x <= 0."""
+    """Celu(x; alpha=1) = max(x, 0) + min(alpha * (exp(x / alpha) - 1), 0) -> Where(x > 0, x, alpha *
+    (exp(min(x, 0) / alpha) - 1)): for any alpha != 0 the exponential term has the sign of x, so the clamp keeps it
+    exactly where x <= 0."""
     types = elem_types(model)
 
     def lower(emit: Emitter, node: onnx.NodeProto) -> None:
+        _needs_where(emit, node)
         x = node.input[0]
         alpha = float(attribute(node, "alpha", 1.0))
         if alpha == 0:
@@ -163,7 +176,7 @@ def lower_celu(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def lower_thresholded_relu(model: onnx.ModelProto) -> onnx.ModelProto:
-    """ThresholdedRelu(x; alpha=1) = x if x > alpha else 0 -> Where(x > alpha, x, 0)."""
+    """ThresholdedRelu(x; alpha=1) = x if x > alpha else 0 -> Where(x > alpha, x, 0), onnxruntime's select."""
     types = elem_types(model)
 
     def lower(emit: Emitter, node: onnx.NodeProto) -> None:

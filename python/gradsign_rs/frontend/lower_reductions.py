@@ -7,9 +7,9 @@
     (static), MaxPool with kernel (1, R) takes the max of each row, Reshape to the output shape (taken from
     Shape(x), so symbolic dims outside A keep working); ReduceMin(x) = -ReduceMax(-x); GlobalMaxPool =
     ReduceMax over the spatial axes 2.. with keepdims. MaxPool's gradient routes to the first maximum of a row.
-    Edge values differ from onnxruntime's ReduceMax/ReduceMin: a row of only -inf gives -3.4e38 (MaxPool starts
-    from the lowest finite float; for ReduceMin a row of only +inf gives +3.4e38) and NaN is skipped, where
-    onnxruntime's own reductions propagate it or not depending on its position.
+    Edge values differ from onnxruntime's ReduceMax/ReduceMin: a row of only -inf may give -3.4e38 (MaxPool starts
+    from the lowest finite float when it writes one output row; for ReduceMin, a row of only +inf, +3.4e38) and NaN
+    is skipped, where onnxruntime's own reductions propagate it or not depending on its position.
 Axes are an attribute before opset 18 (13 for ReduceSum) and a constant second input from it.
 """
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import onnx
 from onnx import TensorProto
 
@@ -63,7 +62,7 @@ def lower_mean(model: onnx.ModelProto) -> onnx.ModelProto:
         if len(node.input) == 1:
             emit.op("Identity", list(node.input), output=node.output[0])
             return
-        dtype = numpy_dtype(types, node.output[0])
+        dtype = numpy_dtype(types, node.input[0])
         reciprocal = emit.const(dtype.type(1) / dtype.type(len(node.input)), "reciprocal_count", dtype)
         emit.op("Mul", [_add_chain(emit, list(node.input)), reciprocal], output=node.output[0])
 
@@ -115,21 +114,32 @@ def lower_reduce_sum_square(model: onnx.ModelProto) -> onnx.ModelProto:
     return rewrite_op(model, "ReduceSumSquare", lower)
 
 
+def _input_dims(node: onnx.NodeProto, dims: dict[str, tuple[int | None, ...]]) -> tuple[int | None, ...]:
+    """The dims of the node's first input (None where symbolic); refused when even its rank is unknown."""
+    shape = dims.get(node.input[0])
+    if shape is None:
+        raise refusal(node, f"the rank of input {node.input[0]!r} is unknown", "export the model with input shapes")
+    return shape
+
+
 def _reduce_max(
-    emit: Emitter, node: onnx.NodeProto, x: str, dims: tuple[int | None, ...], axes: list[int], keepdims: bool,
-    output: str,
-) -> str:
-    """max of x over `axes` (normalised, sorted) by one MaxPool over rows of length R = prod(dims[axes])."""
-    reduced = [dims[a] for a in axes]
-    if None in reduced:
+    emit: Emitter, node: onnx.NodeProto, dims: tuple[int | None, ...], axes: list[int], keepdims: bool, *,
+    negate: bool = False,
+) -> None:
+    """The node's output = max of its input x over `axes` (normalised, sorted) by one MaxPool over rows of length
+    R = prod(dims[axes]); with `negate`, -max(-x) = min(x)."""
+    x, output = node.input[0], node.output[0]
+    reduced = [dims[a] for a in axes if dims[a] is not None]
+    if len(reduced) < len(axes):
         raise refusal(node, f"reduced axes {axes} of {x!r} (shape {dims}) are not all static",
                       "export the model with static sizes on the reduced axes")
     row = math.prod(reduced)
     if row == 0:
         raise refusal(node, f"reduces over an empty axis of {x!r} (shape {dims})", "remove the empty reduction")
+    source = emit.op("Neg", [x], "negated") if negate else x
     kept = [a for a in range(len(dims)) if a not in axes]
     perm = kept + axes
-    moved = x if perm == sorted(perm) else emit.op("Transpose", [x], "transposed", perm=perm)
+    moved = source if perm == sorted(perm) else emit.op("Transpose", [source], "transposed", perm=perm)
     rows = emit.op("Reshape", [moved, emit.ints([1, 1, -1, row], "rows_shape")], "rows")
     pooled = emit.op("MaxPool", [rows], "row_max", kernel_shape=[1, row])
     # The output shape from x's (symbolic dims included): kept dims, and 1 (the appended entry) for reduced ones.
@@ -138,7 +148,9 @@ def _reduce_max(
         shape = emit.op("Concat", [shape, emit.ints([1], "one")], "x_shape_and_one", axis=0)
     index = [a if a in kept else len(dims) for a in range(len(dims))] if keepdims else kept
     out_shape = emit.op("Gather", [shape, emit.ints(index, "out_dims")], "out_shape", axis=0)
-    return emit.op("Reshape", [pooled, out_shape], "reduced", output=output)
+    reduced_max = emit.op("Reshape", [pooled, out_shape], "reduced", output=None if negate else output)
+    if negate:
+        emit.op("Neg", [reduced_max], output=output)
 
 
 def _lower_max_or_min(model: onnx.ModelProto, op_type: str) -> onnx.ModelProto:
@@ -146,28 +158,21 @@ def _lower_max_or_min(model: onnx.ModelProto, op_type: str) -> onnx.ModelProto:
     dims, types = known_dims(model), elem_types(model)
 
     def lower(emit: Emitter, node: onnx.NodeProto) -> None:
-        x, y = node.input[0], node.output[0]
-        if types.get(x, TensorProto.FLOAT) not in FLOAT_TYPES:
+        if types.get(node.input[0], TensorProto.FLOAT) not in FLOAT_TYPES:
             # Integer and bool reductions carry no gradient and MaxPool has no kernel for them: keep the node.
             emit.nodes.append(node)
             return
         axes = _axes(model, node, emit.opset)
         if _is_noop(node, axes):
-            emit.op("Identity", [x], output=y)
+            emit.op("Identity", [node.input[0]], output=node.output[0])
             return
-        shape = dims.get(x)
-        if shape is None:
-            raise refusal(node, f"the rank of input {x!r} is unknown", "export the model with input shapes")
+        shape = _input_dims(node, dims)
         rank = len(shape)
         if axes and not all(-rank <= a < rank for a in axes):
             raise refusal(node, f"axes {axes} out of range for rank {rank}", "fix the axes")
         axes = sorted({a % rank for a in axes}) if axes else list(range(rank))
         keepdims = bool(attribute(node, "keepdims", 1))
-        if op_type == "ReduceMax":
-            _reduce_max(emit, node, x, shape, axes, keepdims, y)
-            return
-        negated = emit.op("Neg", [x], "negated")
-        emit.op("Neg", [_reduce_max(emit, node, negated, shape, axes, keepdims, emit.fresh("max_negated"))], output=y)
+        _reduce_max(emit, node, shape, axes, keepdims, negate=op_type == "ReduceMin")
 
     return rewrite_op(model, op_type, lower)
 
@@ -187,10 +192,10 @@ def lower_global_max_pool(model: onnx.ModelProto) -> onnx.ModelProto:
     dims = known_dims(model)
 
     def lower(emit: Emitter, node: onnx.NodeProto) -> None:
-        x = node.input[0]
-        shape = dims.get(x)
-        if shape is None:
-            raise refusal(node, f"the rank of input {x!r} is unknown", "export the model with input shapes")
-        _reduce_max(emit, node, x, shape, list(range(2, len(shape))), True, node.output[0])
+        shape = _input_dims(node, dims)
+        if len(shape) < 3:
+            raise refusal(node, f"input {node.input[0]!r} of rank {len(shape)} has no spatial axis (onnxruntime needs "
+                          "rank >= 3)", "use ReduceMax, or give the input its spatial axes")
+        _reduce_max(emit, node, shape, list(range(2, len(shape))), True)
 
     return rewrite_op(model, "GlobalMaxPool", lower)

@@ -26,8 +26,15 @@ from gradsign_rs.frontend.lower import lower
 from gradsign_rs.frontend.names import name_nodes
 from gradsign_rs.frontend.optional_outputs import declare_optional_outputs
 from gradsign_rs.frontend.outputs import check_logits_rank, select_logits
+from gradsign_rs.frontend.padding import explicit_padding
 from gradsign_rs.frontend.pin import pin_batch
-from gradsign_rs.frontend.protocol import Protocol, assess, batchnorm_as_exported, check_statistics
+from gradsign_rs.frontend.protocol import (
+    Protocol,
+    assess,
+    batchnorm_as_exported,
+    batchnorm_training_mode,
+    check_statistics,
+)
 from gradsign_rs.frontend.unshare import unshare_parameters
 from gradsign_rs.frontend.versions import normalize_versions
 from gradsign_rs.frontend.weights import ScoredWeight
@@ -107,9 +114,10 @@ def prepare_network(
             "initializer"
         )
     proto = declare_optional_outputs(unshare_parameters(proto))
-    proto = lower(proto)
-    if batchnorm == "as_exported":
-        proto = batchnorm_as_exported(proto)
+    proto = explicit_padding(lower(proto), source)
+    # Inference-mode BatchNorm nodes (tf2onnx, jax2onnx, eval exports) get training_mode=1 explicitly: onnxruntime's
+    # gradient builder keeps the mode a node declares.
+    proto = batchnorm_as_exported(proto) if batchnorm == "as_exported" else batchnorm_training_mode(proto)
     check_differentiable(proto, source, {w.name for w in chosen}, logits)
     return Network(
         proto=proto,

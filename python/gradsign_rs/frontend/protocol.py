@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import numpy as np
 import onnx
@@ -22,7 +23,7 @@ from gradsign_rs.frontend._graph import attribute, copy_model, default_opset, no
 EXPORT_MARK = "gradsign_rs.export"
 NORMALIZATION_OPS = {"BatchNormalization", "LayerNormalization", "InstanceNormalization", "GroupNormalization"}
 # Ops between a Conv and the normalisation that follows it in exported graphs (bias adds, layout changes).
-_BETWEEN = {"Identity", "Add", "Transpose", "Reshape", "Cast"}
+_BETWEEN = {"Identity", "Add", "Transpose", "Reshape", "Flatten", "Concat", "Cast"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,17 +45,27 @@ def _inference_mode(node: onnx.NodeProto) -> bool:
 
 
 def _is_normalised(conv: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> bool:
-    """Whether a normalisation node reads the Conv's output, possibly through a bias Add or a layout change."""
+    """Whether a normalisation reads the Conv's output, possibly through a bias Add or a layout change: a
+    normalisation node, or statistics taken with ReduceMean (BatchNorm written out in primitive ops by tf2onnx)."""
     frontier, seen = [conv.output[0]], set()
     while frontier:
         name = frontier.pop()
         for node in consumers.get(name, []):
-            if node.op_type in NORMALIZATION_OPS:
+            if node.op_type in NORMALIZATION_OPS or node.op_type == "ReduceMean":
                 return True
             if node.op_type in _BETWEEN and node.output and node.output[0] not in seen and len(seen) < 8:
                 seen.add(node.output[0])
                 frontier.append(node.output[0])
     return False
+
+
+# How exporters name a Conv that absorbed a BatchNorm: tf2onnx keeps the BatchNorm's name ("bn0/batchnorm/mul_1"),
+# torch's dynamo exporter records the folded module in the node's metadata ("bn1: ...BatchNorm2d").
+_BATCHNORM_NAME = re.compile(r"batch_?norm|\bbn\d*\b", re.IGNORECASE)
+
+
+def _named_after_batchnorm(node: onnx.NodeProto) -> bool:
+    return bool(_BATCHNORM_NAME.search(node.name)) or any(_BATCHNORM_NAME.search(p.value) for p in node.metadata_props)
 
 
 def assess(model: onnx.ModelProto, *, batchnorm: str = "train", shapes: dict[str, tuple[int, ...]] | None = None,
@@ -73,18 +84,27 @@ def assess(model: onnx.ModelProto, *, batchnorm: str = "train", shapes: dict[str
     bare = [n for n in convs if not _is_normalised(n, consumers)]
     reasons: list[str] = []
     notes = list(notes)
+    # A training-mode export folds nothing: from_torch marks its exports, other exporters keep training-mode BN.
     training_export = any(p.key == EXPORT_MARK and p.value == "training" for p in model.metadata_props)
-    if convs and not norms and not training_export:
+    training_export = training_export or any(not _inference_mode(n) for n in batchnorms)
+    folded = [n for n in bare if _named_after_batchnorm(n)]
+    if folded and not training_export:
         reasons.append(
-            f"no normalisation layer in the graph, yet {len(convs)} Conv layer(s): if the network has BatchNorm, it "
-            "was folded into the convolutions at export (an eval-mode export) and this is not the paper's quantity; "
+            f"BatchNorm was folded into {len(folded)} Conv layer(s) at export (first: {node_label(folded[0])!r}, which "
+            "the exporter names after a BatchNorm; an eval-mode export): this is not the paper's quantity; export in "
+            "training mode (gradsign_rs.from_torch; see the README for Keras and JAX)"
+        )
+    elif bare and len(bare) == len(convs) and not norms and not training_export:
+        reasons.append(
+            f"no normalisation after any of the {len(convs)} Conv layer(s): if the network has BatchNorm, it was "
+            "folded into the convolutions at export (an eval-mode export) and this is not the paper's quantity; "
             "export in training mode (gradsign_rs.from_torch; see the README for Keras and JAX)"
         )
-    elif bare and any(_inference_mode(n) for n in batchnorms):
+    elif bare and any(_inference_mode(n) for n in batchnorms) and not training_export:
         reasons.append(
-            f"BatchNorm looks partly folded: the graph was exported in inference mode and {len(bare)} of its "
-            f"{len(convs)} Conv layer(s) (first: {node_label(bare[0])!r}) have no normalisation after them; "
-            "export in training mode (gradsign_rs.from_torch)"
+            f"BatchNorm looks partly folded: {len(bare)} of the {len(convs)} Conv layer(s) (first: "
+            f"{node_label(bare[0])!r}) have no normalisation after them in a graph exported in inference mode; export "
+            "in training mode (gradsign_rs.from_torch)"
         )
     if batchnorms and batchnorm == "as_exported":
         reasons.append("batchnorm='as_exported': BatchNorm runs on the exported running statistics, not on each "
@@ -147,9 +167,8 @@ def batchnorm_as_exported(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def batchnorm_training_mode(model: onnx.ModelProto) -> onnx.ModelProto | None:
-    """A copy with training_mode=1 on every BatchNormalization (for forward-only graphs: gradient programs get this
-    from onnxruntime's training transformer); None when the opset predates the attribute (13) and a BatchNorm
-    needs it."""
+    """A copy with training_mode=1 on every BatchNormalization (each sample's own statistics), declaring the
+    running-statistics outputs training mode requires; None when the opset predates the attribute (13)."""
     out = copy_model(model)
     batchnorms = [node for node in out.graph.node if node.op_type == "BatchNormalization"]
     if batchnorms and (default_opset(out) or 0) < 14:

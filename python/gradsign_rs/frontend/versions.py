@@ -10,8 +10,9 @@ from gradsign_rs.frontend._graph import copy_model, default_opset
 
 MAX_IR_VERSION = 10
 MAX_OPSET = 21
-# SoftmaxCrossEntropyLoss needs opset >= 13 for the integer-label form the loss node uses.
-MIN_OPSET = 13
+# SoftmaxCrossEntropyLoss needs opset >= 13 for the integer-label form the loss node uses, and BatchNormalization
+# has a training_mode attribute (the paper's per-sample statistics) from opset 14.
+MIN_OPSET = 14
 
 
 def normalize_versions(model: onnx.ModelProto, source: str) -> onnx.ModelProto:

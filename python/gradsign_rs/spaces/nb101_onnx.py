@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 
 from gradsign_rs._core import GradSignError
 from gradsign_rs.spaces.nb201_onnx import (
@@ -220,23 +220,10 @@ def build_onnx(
                    num_cells_per_stack=num_cells_per_stack, image_size=image_size)
     w = _GraphWriter(int(seed))
     _network(w, cell, num_classes, stem_channels, num_stacks, num_cells_per_stack)
-    graph = helper.make_graph(
-        w.nodes,
-        "nb101_network",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, image_size, image_size])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", num_classes])],
-        initializer=w.initializers,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="gradsign_rs",
-        doc_string=f"NAS-Bench-101 network stem={stem_channels} stacks={num_stacks}x{num_cells_per_stack} "
-                   f"seed={seed} cell {cell} (hash {cell.hash})",
-    )
-    model.ir_version = IR_VERSION
-    helper.set_model_props(model, {"nb101.cell": str(cell), "nb101.hash": cell.hash, "seed": str(seed)})
-    return model
+    return w.model("nb101_network", image_size, num_classes,
+                   f"NAS-Bench-101 network stem={stem_channels} stacks={num_stacks}x{num_cells_per_stack} seed={seed} "
+                   f"cell {cell} (hash {cell.hash})",
+                   {"nb101.cell": str(cell), "nb101.hash": cell.hash, "seed": str(seed)})
 
 
 def parameter_count(

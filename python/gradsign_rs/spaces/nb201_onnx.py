@@ -64,6 +64,21 @@ class _GraphWriter:
         self.nodes.append(helper.make_node(op_type, inputs, [output, *unused_outputs], name=output, **attributes))
         return output
 
+    def model(self, name: str, image_size: int, num_classes: int, doc: str, props: dict[str, str]) -> onnx.ModelProto:
+        """The classifier written so far: images (N, 3, size, size) in, logits (N, classes) out."""
+        graph = helper.make_graph(
+            self.nodes,
+            name,
+            [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, image_size, image_size])],
+            [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", num_classes])],
+            initializer=self.initializers,
+        )
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gradsign_rs",
+                                  doc_string=doc)
+        model.ir_version = IR_VERSION
+        helper.set_model_props(model, props)
+        return model
+
 
 def _conv(w: _GraphWriter, x: str, prefix: str, c_in: int, c_out: int, kernel: int, stride: int, pad: int) -> str:
     weight = w.uniform(f"{prefix}.weight", (c_out, c_in, kernel, kernel), fan_in=c_in * kernel * kernel)
@@ -206,19 +221,6 @@ def build_onnx(
     bias = w.uniform("classifier.bias", (num_classes,), fan_in=width)
     w.node("Gemm", [x, weight, bias], OUTPUT_NAME, transB=1)
 
-    graph = helper.make_graph(
-        w.nodes,
-        "nb201_tiny_network",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 3, input_size, input_size])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", num_classes])],
-        initializer=w.initializers,
-    )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
-        producer_name="gradsign_rs",
-        doc_string=f"NAS-Bench-201 TinyNetwork C={channels} N={cells_per_stage} seed={seed} cell {arch}",
-    )
-    model.ir_version = IR_VERSION
-    helper.set_model_props(model, {"nb201.arch": str(arch), "seed": str(seed)})
-    return model
+    return w.model("nb201_tiny_network", input_size, num_classes,
+                   f"NAS-Bench-201 TinyNetwork C={channels} N={cells_per_stage} seed={seed} cell {arch}",
+                   {"nb201.arch": str(arch), "seed": str(seed)})
