@@ -19,6 +19,8 @@ def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
     BatchNorm with affine=False exports Constant scale/bias, which makes the gradient builder fail with
     "Duplicate definition"; as initializers they are fed like any other parameter.
     """
+    if not any(node.op_type == "Constant" and is_default_domain(node) for node in model.graph.node):
+        return model
     out = copy_model(model)
     graph = out.graph
     kept = []

@@ -21,6 +21,8 @@ _GENERATORS = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNorm
 
 def make_deterministic(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelProto, tuple[str, ...]]:
     """A copy with Dropout and Bernoulli made inactive; notes say what was replaced. Other random ops refused."""
+    if not any(node.op_type in ("Dropout", "Bernoulli", *_GENERATORS) for node in model.graph.node):
+        return model, ()
     out = copy_model(model)
     names = Names(out)
     read = {name for node in out.graph.node for name in node.input} | {o.name for o in out.graph.output}

@@ -31,6 +31,10 @@ def select_data_input(
     `constant_inputs` fixes other inputs to given values (e.g. a Keras export's extra non-data inputs). Anything
     left over besides one data input is refused with the inputs listed.
     """
+    defaults = {t.name for t in model.graph.initializer}
+    fed = [vi for vi in model.graph.input if vi.name not in defaults]
+    if input is None and not constant_inputs and len(model.graph.input) == 1 and len(fed) == 1:
+        return model, fed[0].name  # the common case: nothing to choose or fix
     out = copy_model(model)
     graph = out.graph
     constant_inputs = dict(constant_inputs or {})

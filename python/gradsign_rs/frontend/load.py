@@ -100,7 +100,8 @@ def load_model(model: object, *, base_dir: str | os.PathLike[str] | None = None)
     model file's folder (or `base_dir`) and must stay inside it."""
     base = Path(base_dir) if base_dir is not None else None
     if isinstance(model, onnx.ModelProto):
-        proto, source = copy_model(model), "<ModelProto>"
+        # Copied only if external data must be read in: passes never mutate their argument.
+        proto, source = (copy_model(model) if _external_tensors(model) else model), "<ModelProto>"
     elif isinstance(model, (bytes, bytearray, memoryview)):
         source = "<bytes>"
         try:

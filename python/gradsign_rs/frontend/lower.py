@@ -65,6 +65,8 @@ def lower(model: onnx.ModelProto) -> onnx.ModelProto:
     node, for one a pass cannot handle; integer ReduceMax/ReduceMin, which carry no gradient, stay); the passes of
     absent ops do not run."""
     present = {node.op_type for node in model.graph.node if is_default_domain(node)}
+    if not present & set(LOWERINGS):
+        return model
     out = copy_model(model)
     for op_type, lower_pass in LOWERINGS.items():
         if op_type in present:

@@ -9,6 +9,9 @@ from gradsign_rs.frontend._graph import copy_model
 
 def name_nodes(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy where every node has a unique name: unnamed or repeated names become `<op>_<index>`."""
+    names = [node.name for node in model.graph.node]
+    if all(names) and len(set(names)) == len(names):
+        return model
     out = copy_model(model)
     taken = {node.name for node in out.graph.node if node.name}
     seen: set[str] = set()

@@ -33,8 +33,8 @@ def select_logits(
 ) -> tuple[onnx.ModelProto, str, tuple[str, ...]]:
     """A copy of `model` whose only output is the logits (other outputs and what only they read removed), the
     logits' name, and notes on what was done (for the Score's protocol notes)."""
-    out = copy_model(model)
-    graph = out.graph
+    out = model  # copied only if a node is added
+    graph = model.graph
     names = [o.name for o in graph.output]
     if not names:
         raise GradSignError(f"{source}: the model has no outputs")
@@ -61,34 +61,29 @@ def select_logits(
     while producer is not None and producer.op_type in _PASS_THROUGH:
         walk = producer.input[0]
         producer = _producer(graph, walk)
-    rank = ranks(out).get(walk)
-    last_axis = producer is not None and attribute(producer, "axis", -1) in (-1, (rank or 2) - 1)
+    is_softmax = producer is not None and producer.op_type in ("Softmax", "LogSoftmax")
+    rank = ranks(model).get(walk) if is_softmax else None
+    last_axis = is_softmax and attribute(producer, "axis", -1) in (-1, (rank or 2) - 1)
     if producer is not None and producer.op_type == "Softmax" and last_axis:
         tensor = producer.input[0]
         notes.append(f"scored on the logits {tensor!r} before the final Softmax (node {node_label(producer)!r})")
     elif producer is not None and producer.op_type == "LogSoftmax" and last_axis:
         tensor = walk  # log-softmax of log-probabilities is themselves: the loss is unchanged
     elif probabilities:
+        out = copy_model(model)
         logp = Names(out).fresh(f"{tensor}.log")
-        graph.node.append(helper.make_node("Log", [tensor], [logp], name=f"{logp}/Log"))
+        out.graph.node.append(helper.make_node("Log", [tensor], [logp], name=f"{logp}/Log"))
         notes.append(f"probabilities {tensor!r} have no Softmax to undo: scored on their logarithm (log-probabilities)")
         tensor = logp
-    kept = next((o for o in graph.output if o.name == tensor), None)
+    kept = next((o for o in out.graph.output if o.name == tensor), None)
     kept = kept if kept is not None else helper.make_tensor_value_info(tensor, onnx.TensorProto.FLOAT, None)
     return keep_outputs(out, [kept]), tensor, tuple(notes)
 
 
-def check_logits_rank(model: onnx.ModelProto, source: str, logits: str) -> None:
-    """Refuse logits whose inferred shape is not (N, classes); an unknown shape is checked on the first forward
-    pass."""
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model)
-    except Exception:
-        return  # shape inference is best effort; the loss node still insists on rank 2
-    for vi in list(inferred.graph.output) + list(inferred.graph.value_info):
-        if vi.name == logits and vi.type.tensor_type.HasField("shape"):
-            dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in vi.type.tensor_type.shape.dim]
-            if len(dims) != 2:
-                shown = "(" + ", ".join(str(d) for d in dims) + ")"
-                raise GradSignError(f"{source}: output {logits!r} has shape {shown}; GradSign needs (N, classes) logits")
-            return
+def check_logits_rank(source: str, logits: str, shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse logits whose static shape (`shapes`, inferred at batch 1) is not (1, classes); an unknown shape is
+    checked on the first forward pass."""
+    shape = shapes.get(logits)
+    if shape is not None and len(shape) != 2:
+        shown = "(N" + "".join(f", {d}" for d in shape[1:]) + ")" if shape else "()"
+        raise GradSignError(f"{source}: output {logits!r} has shape {shown}; GradSign needs (N, classes) logits")

@@ -102,9 +102,9 @@ def prepare_network(
             f"{source}: data input {data!r} has element type {onnx.TensorProto.DataType.Name(elem)}; "
             "gradients need a floating-point input"
         )
-    check_logits_rank(proto, source, logits)
     proto, random_notes = make_deterministic(proto, source)
     shapes = static_shapes(pin_batch(proto, data, logits, 1))
+    check_logits_rank(source, logits, shapes)
     check_statistics(proto, source, shapes)
     protocol = assess(proto, batchnorm=batchnorm, shapes=shapes, notes=output_notes + random_notes)
     chosen = weights_module.scored_weights(proto, weights)

@@ -169,10 +169,13 @@ def batchnorm_as_exported(model: onnx.ModelProto) -> onnx.ModelProto:
 def batchnorm_training_mode(model: onnx.ModelProto) -> onnx.ModelProto | None:
     """A copy with training_mode=1 on every BatchNormalization (each sample's own statistics), declaring the
     running-statistics outputs training mode requires; None when the opset predates the attribute (13)."""
+    if all(attribute(n, "training_mode", 0) == 1 and len(n.output) >= 3
+           for n in model.graph.node if n.op_type == "BatchNormalization"):
+        return model
+    if (default_opset(model) or 0) < 14:
+        return None
     out = copy_model(model)
     batchnorms = [node for node in out.graph.node if node.op_type == "BatchNormalization"]
-    if batchnorms and (default_opset(out) or 0) < 14:
-        return None
     for node in batchnorms:
         kept = [a for a in node.attribute if a.name != "training_mode"]  # epsilon and momentum stay
         del node.attribute[:]

@@ -95,6 +95,12 @@ def _without_zero_terms(node: onnx.NodeProto, zeros: set[str], shapes: dict[str,
 
 def _read_nodes(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.NodeProto]:
     """The nodes that the graph outputs depend on, in their original order."""
+    keep = _read_indices(nodes, outputs)
+    return [node for i, node in enumerate(nodes) if i in keep]
+
+
+def _read_indices(nodes: list[onnx.NodeProto], outputs: set[str]) -> set[int]:
+    """Positions of the nodes that `outputs` depend on."""
     producers = {out: i for i, node in enumerate(nodes) for out in node.output}
     keep: set[int] = set()
     stack = list(outputs)
@@ -104,17 +110,19 @@ def _read_nodes(nodes: list[onnx.NodeProto], outputs: set[str]) -> list[onnx.Nod
             continue
         keep.add(index)
         stack.extend(x for x in nodes[index].input if x)
-    return [node for i, node in enumerate(nodes) if i in keep]
+    return keep
 
 
 def keep_outputs(model: onnx.ModelProto, outputs: list[onnx.ValueInfoProto]) -> onnx.ModelProto:
     """A copy whose graph outputs are `outputs`, without the nodes that only the dropped outputs read (nodes that
     no output read before stay: they are part of the model as exported, which flops and params count)."""
+    if [o.name for o in outputs] == [o.name for o in model.graph.output]:
+        return model
     out = copy_model(model)
     nodes = list(out.graph.node)
-    before = {n.SerializeToString() for n in _read_nodes(nodes, {o.name for o in out.graph.output})}
-    after = {n.SerializeToString() for n in _read_nodes(nodes, {o.name for o in outputs})}
-    kept = [n for n in nodes if (key := n.SerializeToString()) in after or key not in before]
+    before = _read_indices(nodes, {o.name for o in out.graph.output})
+    after = _read_indices(nodes, {o.name for o in outputs})
+    kept = [n for i, n in enumerate(nodes) if i in after or i not in before]
     del out.graph.node[:]
     out.graph.node.extend(kept)
     del out.graph.output[:]

@@ -23,6 +23,11 @@ NORMALIZATION_PARAMETERS = {
 
 def unshare_parameters(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy where no initializer is read as a parameter by two normalisation nodes, or by one twice."""
+    reads = [node.input[p] for node in model.graph.node for p in NORMALIZATION_PARAMETERS.get(node.op_type, ())
+             if p < len(node.input) and node.input[p]]
+    identities = {n.output[0] for n in model.graph.node if n.op_type == "Identity" and n.output}
+    if len(set(reads)) == len(reads) and not set(reads) & identities:
+        return model
     out = copy_model(model)
     graph = out.graph
     inits = {t.name: t for t in graph.initializer}

@@ -39,4 +39,4 @@ def normalize_versions(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     if out.ir_version > MAX_IR_VERSION:
         out = copy_model(out)
         out.ir_version = MAX_IR_VERSION
-    return out if out is not model else copy_model(model)
+    return out

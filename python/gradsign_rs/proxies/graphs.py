@@ -31,6 +31,7 @@ from onnx import helper, numpy_helper
 from gradsign_rs import engine
 from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend import loss as loss_pass
+from gradsign_rs.frontend._graph import copy_model
 from gradsign_rs.frontend.loss import LOSS_SCALE
 from gradsign_rs.frontend.pin import pin_batch
 from gradsign_rs.frontend.pipeline import Network, prepare_network
@@ -136,7 +137,7 @@ def build_batch_program(
     """
     if batch < 1:
         raise GradSignError(f"batch size must be >= 1, got {batch}")
-    proto = onnx.ModelProto.FromString(network.proto.SerializeToString())
+    proto = copy_model(network.proto)
     if batchnorm == "identity":
         _batchnorm_to_identity(proto)
     elif batchnorm != "train":
