@@ -39,17 +39,19 @@ def load_images(
     (the paper's protocol: one fixed batch shared by all networks).
     """
     path = Path(path)
-    if not path.is_file():
+    _check_count("offset", offset, minimum=0)
+    if n is not None:
+        _check_count("n", n, minimum=1)
+    if not path.exists():
         raise GradSignError(f"image file {str(path)!r} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "x" not in archive or "y" not in archive:
-                raise GradSignError(f"{path}: expected arrays 'x' (images) and 'y' (labels), found {sorted(archive.files)}")
-            x, y = archive["x"], archive["y"]
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, GradSignError):
-            raise
-        raise GradSignError(f"{path}: not a readable .npz archive ({exc})") from exc
+    if not path.is_file():
+        raise GradSignError(f"image file {str(path)!r} is not a file")
+    loaded = read_arrays(path)
+    if isinstance(loaded, np.ndarray):
+        raise GradSignError(f"{path}: a .npy array, not an .npz archive of images 'x' and labels 'y'")
+    if "x" not in loaded or "y" not in loaded:
+        raise GradSignError(f"{path}: expected arrays 'x' (images) and 'y' (labels), found {sorted(loaded)}")
+    x, y = loaded["x"], loaded["y"]
     if x.dtype != np.uint8:
         raise GradSignError(f"{path}: 'x' holds {x.dtype} values, not uint8 pixels; preprocessed arrays are read "
                             "as they are by gradsign_rs.data.load_arrays (CLI: the same --data, no --normalize)")
@@ -57,6 +59,7 @@ def load_images(
         raise GradSignError(f"{path}: 'x' must be N x H x W x C images with C in (1, 3), got shape {x.shape}")
     if y.shape != (x.shape[0],):
         raise GradSignError(f"{path}: 'y' has shape {y.shape}, expected ({x.shape[0]},) to match 'x'")
+    y = check_labels_array(y, str(path))
     stop = x.shape[0] if n is None else offset + n
     if n is not None and (n < 1 or stop > x.shape[0]):
         raise GradSignError(f"{path}: asked for {n} images from offset {offset}, the file has {x.shape[0]}")
@@ -67,7 +70,37 @@ def load_images(
             raise GradSignError(f"unknown normalisation {normalize!r}; choose one of {sorted(NORMALIZATION)} or None")
         mean, std = (np.asarray(v, np.float32) / np.float32(255.0) for v in NORMALIZATION[normalize])
         images = (images - mean) / std
-    return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), y.astype(np.int64)
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2)), y
+
+
+def read_arrays(path: str | os.PathLike[str]) -> np.ndarray | dict[str, np.ndarray]:
+    """The array of a .npy, or every array of an .npz by name, read now with our own handle (closed even when numpy
+    gives up on a broken file). Pickles are never loaded."""
+    try:
+        with open(path, "rb") as handle:
+            loaded = np.load(handle, allow_pickle=False)
+            if isinstance(loaded, np.ndarray):
+                return loaded
+            with loaded as archive:
+                return {name: archive[name] for name in archive.files}
+    except Exception as exc:  # zipfile, EOF, pickle and OS errors alike: the file is not what it should be
+        raise GradSignError(f"{path}: not a readable .npy/.npz file ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_count(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise GradSignError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+def check_labels_array(labels: np.ndarray, where: str) -> np.ndarray:
+    """Labels as int64 class indices: integers (never truncated floats, NaN or strings), >= 0, within int64."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise GradSignError(f"{where}: labels must be integer class indices, got dtype {labels.dtype}")
+    if labels.size and int(labels.min()) < 0:
+        raise GradSignError(f"{where}: labels must be >= 0, found {int(labels.min())} at index {int(np.argmin(labels))}")
+    if labels.size and int(labels.max()) > np.iinfo(np.int64).max:
+        raise GradSignError(f"{where}: label {int(labels.max())} does not fit int64")
+    return labels.astype(np.int64)
 
 
 LAYOUTS = ("nchw", "nhwc", "flat")
@@ -96,11 +129,13 @@ def is_preprocessed(path: str | os.PathLike[str]) -> bool:
     path = Path(path)
     if path.suffix == ".npy":
         return True
+    if not path.is_file():
+        return False  # load_images reports what is wrong with the path
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return "x" in archive and archive["x"].dtype != np.uint8
-    except Exception:
-        return False  # load_images reports what is wrong with the file
+        loaded = read_arrays(path)
+    except GradSignError:
+        return False
+    return isinstance(loaded, dict) and "x" in loaded and loaded["x"].dtype != np.uint8
 
 
 def load_arrays(
@@ -109,26 +144,26 @@ def load_arrays(
     """Model-ready samples, read as they are: a .npz with float 'x' (any shape, batch first) and 'y', or a .npy of
     samples with `labels` a .npy of class indices. The first n are taken."""
     path = Path(path)
-    try:
-        if path.suffix == ".npy":
-            if labels is None:
-                raise GradSignError(f"{path}: a .npy holds samples only; give the labels (.npy) too (CLI: --labels)")
-            x, y = np.load(path, allow_pickle=False), np.load(labels, allow_pickle=False)
-        else:
-            with np.load(path, allow_pickle=False) as archive:
-                if "x" not in archive or "y" not in archive:
-                    raise GradSignError(f"{path}: expected arrays 'x' (samples) and 'y' (labels), found {sorted(archive.files)}")
-                x, y = archive["x"], archive["y"]
-    except GradSignError:
-        raise
-    except Exception as exc:
-        raise GradSignError(f"{path}: not a readable .npy/.npz array file ({type(exc).__name__}: {exc})") from exc
+    if path.suffix == ".npy":
+        if labels is None:
+            raise GradSignError(f"{path}: a .npy holds samples only; give the labels (.npy) too (CLI: --labels)")
+        x, y = read_arrays(path), read_arrays(labels)
+        if not isinstance(x, np.ndarray) or not isinstance(y, np.ndarray):
+            raise GradSignError(f"{path}, {labels}: expected one .npy array each (samples, labels)")
+    else:
+        loaded = read_arrays(path)
+        if isinstance(loaded, np.ndarray) or "x" not in loaded or "y" not in loaded:
+            found = "one array" if isinstance(loaded, np.ndarray) else sorted(loaded)
+            raise GradSignError(f"{path}: expected arrays 'x' (samples) and 'y' (labels), found {found}")
+        x, y = loaded["x"], loaded["y"]
     if not np.issubdtype(x.dtype, np.floating):
         raise GradSignError(f"{path}: samples must be floating point, got {x.dtype}")
     if y.ndim != 1 or x.ndim < 1 or y.shape[0] != x.shape[0]:
         raise GradSignError(f"{path}: {x.shape[0] if x.ndim else 0} samples but labels of shape {y.shape}")
+    y = check_labels_array(y, str(labels or path))
     if n is not None:
-        if n < 1 or n > x.shape[0]:
+        _check_count("n", n, minimum=1)
+        if n > x.shape[0]:
             raise GradSignError(f"{path}: asked for {n} samples, the file has {x.shape[0]}")
         x, y = x[:n], y[:n]
     return np.ascontiguousarray(x, np.float32 if x.dtype != np.float64 else np.float64), y

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import logging
 import os
 import time
 
 import numpy as np
 
 from gradsign_rs import engine, validate
-from gradsign_rs._core import SignAccumulator
+from gradsign_rs._core import GradSignError, SignAccumulator
 from gradsign_rs.frontend.pipeline import Network, prepare_network
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +25,6 @@ class Score:
     layer_sizes: dict[str, int]
     seconds: float
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
-    nonfinite_losses: int = 0
     # "paper" when the score follows the paper's protocol, "flagged" when not: `protocol_reasons` say why.
     protocol: str = "paper"
     protocol_reasons: tuple[str, ...] = ()
@@ -48,7 +44,6 @@ class Score:
             "n_weights": self.n_weights,
             "seconds": self.seconds,
             "timings": self.timings,
-            "nonfinite_losses": self.nonfinite_losses,
             "protocol": self.protocol,
             "protocol_reasons": list(self.protocol_reasons),
             "protocol_notes": list(self.protocol_notes),
@@ -102,8 +97,12 @@ def score(
     accumulator = SignAccumulator(program.n_weights, num_threads=1)
     results = _run_lanes(source, accumulator, inputs, labels, workers)
     nonfinite = sum(r.nonfinite for r in results)
-    if nonfinite:
-        log.warning("%s: the loss was NaN or inf for %d of %d samples", program.source, nonfinite, len(labels))
+    if nonfinite:  # NaN gradients count 0: a score from them would be a silently different number
+        first = min(r.first_nonfinite for r in results if r.nonfinite)
+        raise GradSignError(
+            f"{program.source}: the loss is NaN or inf for {nonfinite} of {len(labels)} samples (first: sample "
+            f"{first}): the network overflows float32 at these weights and inputs, so there is no score"
+        )
     names = [w.name for w in program.weights]
     per_layer = dict(zip(names, accumulator.segment_scores(program.bounds)))
     end = time.perf_counter()
@@ -120,7 +119,6 @@ def score(
             "reduce": sum(r.reduce_seconds for r in results),
             "wall": end - prepared,
         },
-        nonfinite_losses=nonfinite,
         protocol=program.protocol.label,
         protocol_reasons=program.protocol.reasons,
         protocol_notes=program.protocol.notes,
@@ -132,16 +130,19 @@ class _LaneResult:
     gradient_seconds: float = 0.0
     reduce_seconds: float = 0.0
     nonfinite: int = 0
+    first_nonfinite: int = -1
 
 
 def _run_lane(lane: engine.Lane, accumulator: SignAccumulator, inputs, labels, indices: range) -> _LaneResult:
     """Stream a strided share of the samples into the shared accumulator (integer sums commute: order-free)."""
     result = _LaneResult()
     tick = time.perf_counter()
-    for flat in lane.stream(inputs, labels, indices):
+    for index, flat in zip(indices, lane.stream(inputs, labels, indices)):
         mid = time.perf_counter()
         accumulator.update(0, flat)
-        result.nonfinite += not np.isfinite(lane.loss)
+        if not np.isfinite(lane.loss):
+            result.first_nonfinite = index if result.nonfinite == 0 else result.first_nonfinite
+            result.nonfinite += 1
         tock = time.perf_counter()
         result.gradient_seconds += mid - tick
         result.reduce_seconds += tock - mid

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import external_data_helper, helper
+from onnx import external_data_helper, helper, numpy_helper
 
 from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend._graph import copy_model
@@ -92,6 +92,23 @@ def check_initializers(model: onnx.ModelProto, source: str) -> None:
                 # float16 & co. live in int32_data one per element; anything else is short or long data.
                 raise GradSignError(f"{source}: initializer {tensor.name!r} of shape {list(tensor.dims)} holds "
                                     f"{stored} values, expected {count}")
+
+
+def check_finite_parameters(model: onnx.ModelProto, source: str, names: set[str]) -> None:
+    """Refuse NaN or inf in the named initializers (the scored weights) and in every normalisation parameter: their
+    gradients would be NaN, which count as 0, and the score would silently be a different number. (Other tensors may
+    hold inf on purpose, e.g. attention masks.)"""
+    from gradsign_rs.frontend.unshare import normalization_parameters
+
+    wanted = names | normalization_parameters(model.graph)
+    for tensor in model.graph.initializer:
+        if tensor.name in wanted and tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
+                                                          onnx.TensorProto.FLOAT16):
+            values = numpy_helper.to_array(tensor)
+            if not np.isfinite(values).all():
+                bad = int(np.size(values) - np.isfinite(values).sum())
+                raise GradSignError(f"{source}: initializer {tensor.name!r} holds {bad} NaN or inf value(s); a "
+                                    "network with non-finite parameters has no GradSign")
 
 
 def load_model(model: object, *, base_dir: str | os.PathLike[str] | None = None) -> tuple[onnx.ModelProto, str]:

@@ -21,7 +21,7 @@ from gradsign_rs.frontend.constants import constants_to_initializers
 from gradsign_rs.frontend.deterministic import make_deterministic
 from gradsign_rs.frontend.differentiable import check_differentiable
 from gradsign_rs.frontend.inputs import select_data_input
-from gradsign_rs.frontend.load import load_model
+from gradsign_rs.frontend.load import check_finite_parameters, load_model
 from gradsign_rs.frontend.lower import lower
 from gradsign_rs.frontend.names import name_nodes
 from gradsign_rs.frontend.optional_outputs import declare_optional_outputs
@@ -113,6 +113,7 @@ def prepare_network(
             f"{source}: no scored weights: the model has no Conv, Gemm, MatMul or Einsum whose weight is a float32 "
             "initializer"
         )
+    check_finite_parameters(proto, source, {w.name for w in chosen})
     proto = declare_optional_outputs(unshare_parameters(proto))
     proto = explicit_padding(lower(proto), source)
     # Inference-mode BatchNorm nodes (tf2onnx, jax2onnx, eval exports) get training_mode=1 explicitly: onnxruntime's

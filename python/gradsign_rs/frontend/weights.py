@@ -106,9 +106,24 @@ _DATA_INPUTS_ONLY = {
 }
 
 
+def _subgraph_reads(node: onnx.NodeProto) -> list[str]:
+    """Tensors a control-flow node's subgraphs read from the outer graph (If, Loop, Scan capture them implicitly)."""
+    reads: list[str] = []
+    for attr in node.attribute:
+        graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+        for graph in graphs:
+            produced = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
+            produced |= {t.name for t in graph.initializer}
+            for inner in graph.node:
+                reads.extend(x for x in [*inner.input, *_subgraph_reads(inner)] if x and x not in produced)
+    return reads
+
+
 def _differentiable_inputs(node: onnx.NodeProto) -> list[str]:
     if node.op_type in _NO_GRADIENT_OPS:
         return []
+    if node.op_type in ("If", "Loop", "Scan"):  # the captured tensors are inputs too: a weight may flow through them
+        return [*[x for x in node.input if x], *_subgraph_reads(node)]
     positions = _DATA_INPUTS_ONLY.get(node.op_type)
     inputs = list(node.input) if positions is None else [node.input[i] for i in positions if i < len(node.input)]
     return [name for name in inputs if name]

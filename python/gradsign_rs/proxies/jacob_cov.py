@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from gradsign_rs._core import GradSignError
 from gradsign_rs.proxies.workspace import Workspace
 
 EPSILON = 1e-5
@@ -17,6 +18,9 @@ def jacob_cov(workspace: Workspace) -> float:
     The reference uses `np.linalg.eig`; the matrix is symmetric, so `eigvalsh` gives the same eigenvalues, real.
     NaN where a sample's Jacobian is constant (its correlation is undefined) or an eigenvalue is below −k.
     """
+    if workspace.batch_size < 2:
+        raise GradSignError(f"jacob_cov correlates the samples of a mini-batch: batch_size must be >= 2, got "
+                            f"{workspace.batch_size}")
     jacobian = workspace.input_jacobian.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = np.corrcoef(jacobian)
