@@ -40,10 +40,10 @@ def _attempt(kind: str, name: str, route: str, n: int) -> dict[str, object]:
         if kind == "torch":
             import torch_zoo
 
+            row["family"] = torch_zoo.ARCHITECTURES[name][0]
             module, size = torch_zoo.build(name)
             x, y = torch_zoo.images(size, n)
             model = gradsign_rs.from_torch(module, x[:1]) if route == "from_torch" else torch_zoo.export_default(module, size)
-            row["family"] = torch_zoo.ARCHITECTURES[name][0]
             kwargs: dict[str, object] = {}
         else:
             entry = next(e for e in json.loads((FOREIGN / "manifest.json").read_text()) if e["name"] == name)
@@ -103,6 +103,10 @@ def main() -> int:
     table = pd.DataFrame(rows)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.only and (out / "coverage.csv").is_file():  # a partial rerun replaces its own rows only
+        previous = pd.read_csv(out / "coverage.csv")
+        previous = previous[~previous["architecture"].isin(args.only)]
+        table = pd.concat([previous, table], ignore_index=True)
     table.to_csv(out / "coverage.csv", index=False)
     counts = table["outcome"].value_counts().to_dict()
     ok = sum(counts.get(k, 0) for k in ("paper protocol", "flagged"))

@@ -18,7 +18,9 @@ from torch_reference import gradsign_torch  # noqa: E402
 # One of each kind the issue names as failing before: a ViT, a Swin, a ConvNeXt (LayerNorm), a MobileNetV3
 # (HardSwish, HardSigmoid); fast enough for CI. The rest of the zoo runs with -m slow.
 FAST = ("timm_vit_tiny_patch16_224", "timm_swin_tiny_patch4_window7_224", "timm_convnext_atto", "tv_mobilenet_v3_small")
-SLOW = tuple(name for name in torch_zoo.ARCHITECTURES if name not in FAST)
+# Refused by torch and by us alike: EfficientViT-M0's classifier BatchNorm1d sees one value per channel per sample.
+REFUSED = {"timm_efficientvit_m0": "more than 1 value per channel"}
+SLOW = tuple(name for name in torch_zoo.ARCHITECTURES if name not in FAST and name not in REFUSED)
 N = 4
 
 
@@ -40,6 +42,15 @@ def test_architecture_matches_the_torch_reference(name):
 @pytest.mark.parametrize("name", SLOW)
 def test_architecture_matches_the_torch_reference_slow(name):
     _parity(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_architecture_that_torch_refuses_is_refused_with_the_reason(name):
+    module, size = torch_zoo.build(name)
+    x, y = torch_zoo.images(size, 2)
+    with pytest.raises(gradsign_rs.GradSignError, match=REFUSED[name]):
+        gradsign_rs.score(module, x, y)
 
 
 @pytest.mark.parametrize(("name", "folded"), [("timm_resnet10t", True), ("timm_vit_tiny_patch16_224", False)])
