@@ -583,6 +583,30 @@ def test_ensemble_command_joins_fits_on_train_and_reports_held_out(tmp_path, cap
     assert json.loads(capsys.readouterr().out) == result
 
 
+def test_fixed_ensemble_fits_nothing_and_is_the_label_free_rule_on_every_network(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from gradsign_rs.cli import main
+    from gradsign_rs.proxies import ensemble as ens
+
+    tables, truth = _ensemble_tables(tmp_path)
+    report = tmp_path / "fixed"
+    assert main(["ensemble", *tables, "--truth", truth, "--fixed", "gradsign,noise", "--bootstrap", "20",
+                 "--report", str(report)]) == 0
+    result = json.loads((report / "ensemble.json").read_text())
+    assert result["networks"] == {"train": 0, "evaluation": 300}
+    assert result["rule"] == {"proxies": ["gradsign", "noise"], "signs": [1, 1], "weights": [1.0, 1.0], "aggregation": "log"}
+    joined = pd.read_csv(tables[0]).set_index("index")[["score"]].rename(columns={"score": "gradsign"}).join(
+        pd.read_csv(tables[1]).set_index("index")[["noise"]]).sort_index()
+    truth_values = pd.read_csv(truth).set_index("index").loc[joined.index, "c10valid_test_200ep"].to_numpy()
+    want = ens.spearman(ens.ensemble({p: joined[p].to_numpy(float) for p in ("gradsign", "noise")},
+                                     ens.EnsembleRule(("gradsign", "noise"), (1, 1), None, "log")), truth_values)
+    assert result["evaluation"]["ensemble"]["spearman"] == pytest.approx(want, abs=1e-12)
+    assert "fixed without labels" in (report / "ensemble.md").read_text()
+
+
 def test_ensemble_command_errors_name_the_problem(tmp_path, capsys):
     from gradsign_rs.cli import main
 

@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--aggregation", choices=("fit", "mean", "log"), default="fit",
                         help="combine ranks by their mean or by the mean of their logs; fit (default): whichever "
                              "fits the training split better")
+    parser.add_argument("--fixed", default=None, metavar="P1,P2,...",
+                        help="label-free: evaluate this fixed rule (each proxy larger-is-better, weight 1) on every "
+                             "network, fitting nothing (aggregation: --aggregation, log when 'fit')")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--report", default=None, metavar="DIR", help="write ensemble.md and ensemble.json here")
     parser.add_argument("--notes", default="", help="a paragraph for the report")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     # Sorted by network, so the seeded split does not depend on the order rows were appended in.
     table = table.join(truth[[args.target]], how="inner").dropna(subset=[args.target]).sort_index()
     available = [c for c in table.columns if c not in ("arch", args.target)]
-    candidates = [p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else available
+    fixed = [p.strip() for p in args.fixed.split(",") if p.strip()] if args.fixed else None
+    candidates = fixed or ([p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else available)
     unknown = sorted(set(candidates) - set(available))
     if unknown:
         raise GradSignError(f"no column(s) {unknown} in the joined tables; proxies there: {available}")
@@ -81,14 +85,20 @@ def run(args: argparse.Namespace) -> int:
         raise GradSignError(f"only {len(table)} networks are in every table and the truth; at least 20 are needed")
     values = {p: table[p].to_numpy(np.float64) for p in candidates}
     target = table[args.target].to_numpy(np.float64)
-    train, held_out = ens.split(len(table), args.train_fraction, args.seed)
-    aggregations = ens.AGGREGATIONS if args.aggregation == "fit" else (args.aggregation,)
-    rule = ens.fit(values, target, train, candidates=candidates, max_size=args.max_size, aggregations=aggregations)
+    if fixed:  # label-free: nothing is fitted, every network is evaluated, orientation is by definition
+        train, held_out = np.arange(0), np.arange(len(table))
+        aggregation = "log" if args.aggregation == "fit" else args.aggregation
+        rule = ens.EnsembleRule(tuple(fixed), (1,) * len(fixed), None, aggregation)
+    else:
+        train, held_out = ens.split(len(table), args.train_fraction, args.seed)
+        aggregations = ens.AGGREGATIONS if args.aggregation == "fit" else (args.aggregation,)
+        rule = ens.fit(values, target, train, candidates=candidates, max_size=args.max_size, aggregations=aggregations)
     evaluation = pd.DataFrame({p: v[held_out] for p, v in values.items()}, index=table.index[held_out])
     evaluation["ensemble"] = ens.ensemble({p: v[held_out] for p, v in values.items()}, rule)
     evaluation[args.target] = target[held_out]
     trained = dict(zip(rule.proxies, rule.signs))
-    orientation = {p: trained.get(p) or (-1 if ens.spearman(values[p][train], target[train]) < 0 else 1) for p in candidates}
+    orientation = {p: trained.get(p) or (-1 if train.size and ens.spearman(values[p][train], target[train]) < 0 else 1)
+                   for p in candidates}
     top = max(1, held_out.size // 100)
     rows = {}
     for column in ["ensemble", *candidates]:
@@ -129,15 +139,18 @@ def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -
         f"{'' if w == 1 else f'{w:g}·'}{log}rank({'' if s > 0 else '-'}{p})"
         for p, s, w in zip(rule["proxies"], rule["signs"], rule["weights"])
     )
+    fitted = result["networks"]["train"] > 0
+    origin = (f"fitted on {result['networks']['train']} networks, split seed {result['split_seed']}" if fitted
+              else "fixed without labels, every proxy larger-is-better, nothing fitted")
+    scope = "the other" if fitted else "all"
     lines = [
         f"# Rank ensemble of proxies vs {result['target']}",
         "",
         notes,
         "",
-        f"Rule (fitted on {result['networks']['train']} networks, split seed {result['split_seed']}): ({terms}) / "
-        f"{sum(rule['weights']):g} (aggregation: {rule['aggregation']}; rank(p) is p's rank among the networks "
-        f"scored, divided by their count).",
-        f"Everything below is on the other {result['networks']['evaluation']} networks.",
+        f"Rule ({origin}): ({terms}) / {sum(rule['weights']):g} (aggregation: {rule['aggregation']}; rank(p) is p's "
+        "rank among the networks scored, divided by their count).",
+        f"Everything below is on {scope} {result['networks']['evaluation']} networks.",
         "",
         f"| predictor | networks | Spearman ρ (95% CI) | Kendall τ | precision@{top} (top 1%) |",
         "|---|---:|---|---:|---:|",
