@@ -156,7 +156,7 @@ def program_of(network: Network) -> GradientProgram:
     )
 
 
-def deterministic_session(graph: bytes, provider: str, what: str) -> object:
+def deterministic_session(graph: bytes, provider: str, what: str) -> ort.InferenceSession:
     """A single-threaded onnxruntime session with deterministic kernels: the float summation order, and so every
     sign and score, is the same on every run and for any number of lanes. `what` names the graph in errors."""
     options = ort.SessionOptions()
@@ -210,7 +210,7 @@ class GradientSource:
 class Lane:
     """A binding whose gradient outputs are written straight into one flat float32 buffer (|K| values)."""
 
-    def __init__(self, session: object, program: GradientProgram):
+    def __init__(self, session: ort.InferenceSession, program: GradientProgram):
         self._session = session
         self.program = program
         self.buffer = np.zeros(program.n_weights, dtype=np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import warnings
+from typing import Any
 
 import numpy as np
 import onnx
@@ -13,7 +14,7 @@ from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend.protocol import EXPORT_MARK
 
 
-def protocol_mode(module: object) -> object:
+def protocol_mode(module: Any) -> Any:
     """`module` with its BatchNorm layers in training mode (per-sample statistics, the paper's setting) and every
     other layer in eval mode (Dropout, stochastic depth and other random layers inactive); returns it."""
     import torch

@@ -6,6 +6,7 @@ One place for each rule: a pass imports these instead of writing its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 import onnx
@@ -27,7 +28,7 @@ def is_default_domain(node: onnx.NodeProto) -> bool:
     return node.domain in DEFAULT_DOMAINS
 
 
-def attribute(node: onnx.NodeProto, name: str, default: object = None) -> object:
+def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     """The value of attribute `name` of `node` (int, float, string, ints, floats, tensor...) or `default`."""
     for attr in node.attribute:
         if attr.name == name:

@@ -28,6 +28,10 @@ def _producer(graph: onnx.GraphProto, name: str) -> onnx.NodeProto | None:
     return next((node for node in graph.node if name in node.output), None)
 
 
+def _is_zipmap(node: onnx.NodeProto | None) -> bool:
+    return node is not None and node.op_type == "ZipMap"
+
+
 def select_logits(
     model: onnx.ModelProto, source: str, *, output: str | None = None
 ) -> tuple[onnx.ModelProto, str, tuple[str, ...]]:
@@ -43,8 +47,7 @@ def select_logits(
     notes: list[str] = []
     chosen = output
     if chosen is None:
-        usable = [o for o in graph.output if _is_float_tensor(o) or _producer(graph, o.name) is not None
-                  and _producer(graph, o.name).op_type == "ZipMap"]
+        usable = [o for o in graph.output if _is_float_tensor(o) or _is_zipmap(_producer(graph, o.name))]
         if not usable:
             raise GradSignError(f"{source}: no floating-point output among {names}; GradSign needs (N, classes) logits")
         chosen = usable[0].name
@@ -63,7 +66,7 @@ def select_logits(
         producer = _producer(graph, walk)
     is_softmax = producer is not None and producer.op_type in ("Softmax", "LogSoftmax")
     rank = ranks(model).get(walk) if is_softmax else None
-    last_axis = is_softmax and attribute(producer, "axis", -1) in (-1, (rank or 2) - 1)
+    last_axis = producer is not None and is_softmax and attribute(producer, "axis", -1) in (-1, (rank or 2) - 1)
     if producer is not None and producer.op_type == "Softmax" and last_axis:
         tensor = producer.input[0]
         notes.append(f"scored on the logits {tensor!r} before the final Softmax (node {node_label(producer)!r})")

@@ -121,7 +121,12 @@ def prepare_network(
     proto = explicit_padding(lower(proto), source)
     # Inference-mode BatchNorm nodes (tf2onnx, jax2onnx, eval exports) get training_mode=1 explicitly: onnxruntime's
     # gradient builder keeps the mode a node declares.
-    proto = batchnorm_as_exported(proto) if batchnorm == "as_exported" else batchnorm_training_mode(proto)
+    if batchnorm == "as_exported":
+        proto = batchnorm_as_exported(proto)
+    else:
+        trained = batchnorm_training_mode(proto)
+        assert trained is not None, "normalize_versions brings every model to opset >= 14"
+        proto = trained
     check_differentiable(proto, source, {w.name for w in chosen}, logits)
     return Network(
         proto=proto,

@@ -47,7 +47,7 @@ def _inference_mode(node: onnx.NodeProto) -> bool:
 def _is_normalised(conv: onnx.NodeProto, consumers: dict[str, list[onnx.NodeProto]]) -> bool:
     """Whether a normalisation reads the Conv's output, possibly through a bias Add or a layout change: a
     normalisation node, or statistics taken with ReduceMean (BatchNorm written out in primitive ops by tf2onnx)."""
-    frontier, seen = [conv.output[0]], set()
+    frontier, seen = [conv.output[0]], set[str]()
     while frontier:
         name = frontier.pop()
         for node in consumers.get(name, []):
@@ -83,7 +83,7 @@ def assess(model: onnx.ModelProto, *, batchnorm: str = "train", shapes: dict[str
     batchnorms = [n for n in norms if n.op_type == "BatchNormalization"]
     bare = [n for n in convs if not _is_normalised(n, consumers)]
     reasons: list[str] = []
-    notes = list(notes)
+    adaptations = list(notes)
     # A training-mode export folds nothing: from_torch marks its exports, other exporters keep training-mode BN.
     training_export = any(p.key == EXPORT_MARK and p.value == "training" for p in model.metadata_props)
     training_export = training_export or any(not _inference_mode(n) for n in batchnorms)
@@ -110,8 +110,8 @@ def assess(model: onnx.ModelProto, *, batchnorm: str = "train", shapes: dict[str
         reasons.append("batchnorm='as_exported': BatchNorm runs on the exported running statistics, not on each "
                        "sample's own (the paper's setting)")
     elif any(_inference_mode(n) for n in batchnorms) and not reasons:
-        notes.append("BatchNorm exported in inference mode: run in training mode with per-sample statistics")
-    return Protocol(follows_paper=not reasons, reasons=tuple(reasons), notes=tuple(notes))
+        adaptations.append("BatchNorm exported in inference mode: run in training mode with per-sample statistics")
+    return Protocol(follows_paper=not reasons, reasons=tuple(reasons), notes=tuple(adaptations))
 
 
 def check_statistics(model: onnx.ModelProto, source: str, shapes: dict[str, tuple[int, ...]]) -> None:

@@ -25,8 +25,8 @@ def unshare_parameters(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy where no initializer is read as a parameter by two normalisation nodes, or by one twice."""
     reads = [node.input[p] for node in model.graph.node for p in NORMALIZATION_PARAMETERS.get(node.op_type, ())
              if p < len(node.input) and node.input[p]]
-    identities = {n.output[0] for n in model.graph.node if n.op_type == "Identity" and n.output}
-    if len(set(reads)) == len(reads) and not set(reads) & identities:
+    identity_outputs = {n.output[0] for n in model.graph.node if n.op_type == "Identity" and n.output}
+    if len(set(reads)) == len(reads) and not set(reads) & identity_outputs:
         return model
     out = copy_model(model)
     graph = out.graph

@@ -39,7 +39,9 @@ class SynapticFlow:
 
 def synaptic_flow(workspace: Workspace) -> SynapticFlow:
     """The synflow pass of `workspace`'s network, run once and shared (synflow and live_params read it)."""
-    return workspace.shared("synaptic_flow", _run_synaptic_flow)
+    flow = workspace.shared("synaptic_flow", _run_synaptic_flow)
+    assert isinstance(flow, SynapticFlow)
+    return flow
 
 
 def _run_synaptic_flow(workspace: Workspace) -> SynapticFlow:
