@@ -103,7 +103,7 @@ def test_a_failing_network_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
 
     monkeypatch.setattr(nb201, "build_onnx", flaky)
     out = tmp_path / "r.csv"
-    summary = run_batch(config(), jobs, out, progress=False)
+    summary = run_batch(config(), jobs, out, progress=False, isolate=False)  # the patch lives in this process
     assert (summary.scored, summary.failed) == (2, 1)
     errors = [json.loads(line) for line in (tmp_path / "r.csv.errors.jsonl").read_text().splitlines()]
     assert errors[0]["index"] == bad.index and errors[0]["error"] == "injected failure"

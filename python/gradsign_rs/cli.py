@@ -9,6 +9,7 @@ import sys
 
 from gradsign_rs import __version__
 from gradsign_rs._core import GradSignError
+from gradsign_rs.processes import WorkerCrashed
 
 # Each module has `register(subparsers)`, which adds its parser and sets `func(args) -> int`.
 SUBCOMMANDS = ("score", "batch", "eval", "correlate", "validate", "ensemble", "search", "demo")
@@ -44,6 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     except GradSignError as exc:
         print(f"gradsign: error: {exc}", file=sys.stderr)
         return 2
+    except WorkerCrashed as exc:  # native code died in a worker: a failure of the run, not of the input
+        print(f"gradsign: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file the commands did not name (they raise GradSignError for the ones they read)
+        print(f"gradsign: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("gradsign: interrupted", file=sys.stderr)
         return 130

@@ -1,29 +1,158 @@
-"""Worker processes for long jobs (batch scoring, search runs): results yielded as they finish."""
+"""Worker processes for long jobs (batch scoring, search runs): results yielded as they finish.
+
+Each worker is a fresh interpreter (`python -c`, not a fork: no inherited onnxruntime thread pools, tqdm monitor
+threads or open result files) whose very first statements ask the kernel to kill it with its parent and then check
+that the parent which started it is still alive, so a worker never outlives a killed job, at any point of its
+start-up; no multiprocessing resource tracker is started. Items go to a worker one at a time over its own pipe, so
+when a worker dies (a segfault or abort in native code, the OOM killer) the item it was running is known: the caller
+decides what that item's result is (`on_crash`) and a new worker takes the dead one's place.
+"""
 
 from __future__ import annotations
 
-import concurrent.futures
-import ctypes
-import multiprocessing
+import collections
+import os
+import pickle
 import signal
+import subprocess
 import sys
+import traceback
 from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.connection import Connection, wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
+# Run by `python -c` in a new worker. PR_SET_PDEATHSIG comes first; the parent check after it closes the race of a
+# parent that died before it was set (the kernel would then never send the signal).
+_BOOTSTRAP = """\
+import ctypes, os, signal, sys
+if sys.platform.startswith("linux"):
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
+if os.getppid() != int(sys.argv[1]):
+    os._exit(3)
+from multiprocessing.connection import Connection
+reader = Connection(int(sys.argv[2]), writable=False)
+writer = Connection(int(sys.argv[3]), readable=False)
+sys.path[:] = reader.recv()
+from gradsign_rs.processes import _serve
+_serve(reader, writer)
+"""
+_NOTHING = object()  # a worker's current item when it runs none
 
-def _die_with_parent() -> None:
-    """Linux: the kernel sends this worker SIGTERM when its parent dies, so a killed job leaves no idle workers."""
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+class WorkerCrashed(RuntimeError):
+    """A worker process died without a result: killed by a signal or exited, while starting or running an item."""
+
+    def __init__(self, item: object, returncode: int):
+        self.item = item
+        self.returncode = returncode
+        where = "while starting" if item is _NOTHING else f"while running {item!r}"
+        super().__init__(f"a worker process crashed ({describe_exit(returncode)}) {where}")
 
 
-def _start_worker(initializer: Callable[..., Any], *initargs: Any) -> None:
-    _die_with_parent()
-    initializer(*initargs)
+def describe_exit(returncode: int) -> str:
+    """`signal 11, SIGSEGV` for a process killed by a signal (a negative Popen return code), else `exit code N`."""
+    if returncode < 0:
+        try:
+            return f"signal {-returncode}, {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit code {returncode}"
+
+
+def _send(writer: Connection, message: tuple[Any, ...]) -> None:
+    """Send a message to the parent; an exception that would not arrive intact is sent as a RuntimeError."""
+    if message[0] in ("error", "init_error"):
+        try:
+            pickle.loads(pickle.dumps(message[1]))
+        except Exception:  # e.g. an exception class whose __init__ does not take its args back
+            exc = message[1]
+            message = (message[0], RuntimeError(f"{type(exc).__name__}: {exc}"), message[2])
+    try:
+        writer.send(message)
+    except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a result that cannot be pickled
+        writer.send(("error", RuntimeError(f"a worker's result could not be sent: {exc}"), traceback.format_exc()))
+
+
+def _serve(reader: Connection, writer: Connection) -> None:
+    """The worker loop: receive the function and its initializer, run the initializer, then one item at a time."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    try:
+        function, initializer, initargs = reader.recv()
+        initializer(*initargs)
+    except BaseException as exc:
+        _send(writer, ("init_error", exc, traceback.format_exc()))
+        return
+    writer.send(("ready",))
+    while True:
+        try:
+            item = reader.recv()
+        except EOFError:  # the parent closed its end: no more work
+            return
+        try:
+            result = function(item)
+        except BaseException as exc:
+            _send(writer, ("error", exc, traceback.format_exc()))
+        else:
+            _send(writer, ("ok", result))
+
+
+class _Worker:
+    """One worker process and the two pipes to it, with the item it is running."""
+
+    def __init__(self, setup: tuple[Callable[..., Any], Callable[..., Any], tuple[Any, ...]]):
+        child_read, parent_write = os.pipe()
+        parent_read, child_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", _BOOTSTRAP, str(os.getpid()), str(child_read), str(child_write)],
+                stdin=subprocess.DEVNULL, pass_fds=(child_read, child_write),
+            )
+        except BaseException:
+            os.close(parent_read)
+            os.close(parent_write)
+            raise
+        finally:
+            os.close(child_read)
+            os.close(child_write)
+        self.reader = Connection(parent_read, writable=False)
+        self.writer = Connection(parent_write, readable=False)
+        self.ready = False
+        self.item: object = _NOTHING
+        try:
+            self._send(sys.path)
+            self._send(setup)
+        except BaseException:  # e.g. a function that cannot be pickled by name: no worker left waiting for it
+            self.stop(kill=True)
+            raise
+
+    def _send(self, message: object) -> None:
+        try:
+            self.writer.send(message)
+        except OSError:  # the worker died: its reader sees EOF next and the loop handles it
+            pass
+
+    @property
+    def busy(self) -> bool:
+        return self.item is not _NOTHING
+
+    def submit(self, item: object) -> None:
+        self.item = item
+        self._send(item)
+
+    def stop(self, *, kill: bool, timeout: float = 30.0) -> None:
+        """End the worker: at once (`kill`), or by closing its pipe, which it takes as the end of the work."""
+        if kill:
+            self.process.kill()
+        self.writer.close()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.reader.close()
 
 
 def imap_unordered(
@@ -33,19 +162,56 @@ def imap_unordered(
     workers: int,
     initializer: Callable[..., Any],
     initargs: tuple[Any, ...] = (),
+    on_crash: Callable[[T, int], R] | None = None,
 ) -> Iterator[R]:
-    """`function(item)` for every item on `workers` processes, in completion order; pending items are cancelled
-    when the consumer stops early (an exception or a KeyboardInterrupt), so nothing runs on after a kill."""
-    # spawn: workers start clean (no inherited onnxruntime thread pools or tqdm monitor threads).
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(initializer, *initargs)
-    ) as pool:
-        futures = [pool.submit(function, item) for item in items]
-        try:
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    """`function(item)` for every item on `workers` processes (each started with `initializer(*initargs)`), in
+    completion order; `function` and `initializer` must be importable by name. An exception raised by either is
+    raised here. A worker that dies while running an item gives `on_crash(item, returncode)` as that item's result
+    and is replaced (without `on_crash`: `WorkerCrashed`). When the consumer stops early (an exception, a
+    KeyboardInterrupt) the workers are killed, so nothing runs on after a kill."""
+    pending = collections.deque(items)
+    if not pending:
+        return
+    setup = (function, initializer, initargs)
+    pool: list[_Worker] = []
+    finished = False
+    try:
+        for _ in range(min(workers, len(pending))):
+            pool.append(_Worker(setup))
+        while pool:
+            for worker in list(pool):
+                if worker.ready and not worker.busy:
+                    if pending:
+                        worker.submit(pending.popleft())
+                    else:  # nothing left for it: let it go now rather than at the end
+                        pool.remove(worker)
+                        worker.stop(kill=False)
+            if not pool:
+                break
+            readable = wait([w.reader for w in pool])
+            for worker in [w for w in pool if w.reader in readable]:
+                try:
+                    message: tuple[Any, ...] = worker.reader.recv()
+                except (EOFError, OSError):
+                    pool.remove(worker)
+                    worker.stop(kill=False, timeout=5.0)  # it has exited or is exiting: keep its own return code
+                    item, returncode = worker.item, worker.process.returncode
+                    if item is _NOTHING or on_crash is None:
+                        raise WorkerCrashed(item, returncode) from None
+                    if pending:
+                        pool.append(_Worker(setup))
+                    yield on_crash(item, returncode)  # type: ignore[arg-type]
+                    continue
+                if message[0] == "ready":
+                    worker.ready = True
+                elif message[0] == "ok":
+                    worker.item = _NOTHING
+                    yield message[1]
+                else:  # "error" or "init_error": raised here, with the worker's traceback as a note
+                    exc: BaseException = message[1]
+                    exc.add_note(f"in a worker process:\n{message[2]}")
+                    raise exc
+        finished = True
+    finally:
+        for worker in pool:
+            worker.stop(kill=not finished)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gradsign_rs import stats
+from gradsign_rs._core import GradSignError
 
 TOP_K = (10, 100)
 
@@ -83,7 +84,10 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GradSignError(f"--report {str(out)!r}: cannot create the folder ({exc.strerror})") from None
     label = "GradSign" if score == "score" else score  # a proxy column of `gradsign batch --proxies` is named by it
     lines = [f"# {title}", "", notes, "", f"Networks evaluated: {evaluations[0].n}.", ""]
     lines += ["| target | Spearman ρ (95% CI) | Kendall τ (95% CI) | " + " | ".join(

@@ -7,7 +7,7 @@ import argparse
 import os
 
 from gradsign_rs._core import GradSignError
-from gradsign_rs.batch import DATASETS, BatchConfig, resolve_archs, resolve_models, run_batch
+from gradsign_rs.batch import DATASETS, MAX_CRASHES, BatchConfig, resolve_archs, resolve_models, run_batch
 from gradsign_rs.data import LAYOUTS, NORMALIZATION, data_root
 
 
@@ -47,6 +47,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="mini-batch of the batch proxies (grad_norm, snip, ...): the first B of the N samples (default 64)",
     )
     parser.add_argument("--out", required=True, metavar="RESULTS.csv", help="results file (appended to)")
+    parser.add_argument("--drop-malformed", action="store_true",
+                        help="move malformed rows of --out (reported by line on resume) to RESULTS.csv.malformed "
+                             "and go on")
+    parser.add_argument("--retry-crashed", action="store_true",
+                        help=f"also score networks whose worker process crashed {MAX_CRASHES} runs in a row "
+                             "(skipped otherwise; see RESULTS.csv.errors.jsonl)")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -73,10 +79,17 @@ def run(args: argparse.Namespace) -> int:
         layout=args.layout, size=args.size,
     )
     jobs = resolve_models(args.models) if files else resolve_archs(args.archs or "all", sample_seed=args.sample_seed)
-    summary = run_batch(config, jobs, args.out, workers=args.workers, progress=not args.no_progress)
+    summary = run_batch(config, jobs, args.out, workers=args.workers, progress=not args.no_progress,
+                        drop_malformed=args.drop_malformed, retry_crashed=args.retry_crashed)
     rate = summary.scored / summary.seconds * 3600 if summary.seconds > 0 and summary.scored else 0.0
+    if summary.dropped:
+        print(f"moved {summary.dropped} malformed rows of {args.out} to {args.out}.malformed")
+    crashed = f" ({summary.crashed} crashed their worker process)" if summary.crashed else ""
     print(
-        f"{args.out}: scored {summary.scored}, already done {summary.skipped}, failed {summary.failed} "
+        f"{args.out}: scored {summary.scored}, already done {summary.skipped}, failed {summary.failed}{crashed} "
         f"in {summary.seconds:.1f} s ({rate:.0f} networks/hour)"
     )
-    return 1 if summary.failed else 0
+    if summary.given_up:
+        print(f"not tried: {summary.given_up} networks that crashed their worker process {MAX_CRASHES} runs in a row "
+              f"(see {args.out}.errors.jsonl; --retry-crashed tries them again)")
+    return 1 if summary.failed or summary.given_up else 0

@@ -68,8 +68,11 @@ def correlation_table(scores: pd.DataFrame, truth: pd.Series, *, bootstrap: int,
 
 
 def run(args: argparse.Namespace) -> int:
-    scores = read_table(args.scores, on=args.on, columns=args.columns)
     truth = read_table(args.truth, on=args.on, columns=[args.target])
+    # Key numbers in the truth must be numbers in the scores; a score column with text in some rows is refused by
+    # line rather than left out of the table.
+    scores = read_table(args.scores, on=args.on, columns=args.columns,
+                        numeric_key=pd.api.types.is_numeric_dtype(truth.index), infer_numeric=args.columns is None)
     names = args.columns or score_columns(scores)
     not_numeric = [c for c in names if not pd.api.types.is_numeric_dtype(scores[c])]
     if not_numeric:

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from gradsign_rs._core import GradSignError
 from gradsign_rs.truth import read_table
 
@@ -41,11 +43,15 @@ def run(args: argparse.Namespace) -> int:
     appendix = ""
     if args.appendix:
         try:
-            appendix = Path(args.appendix).read_text()
+            appendix = Path(args.appendix).read_bytes().decode("utf-8")
         except OSError as exc:
             raise GradSignError(f"--appendix {args.appendix}: cannot read it ({exc.strerror})") from exc
-    scores = read_table(args.results, on=args.on, columns=[args.score])
+        except UnicodeDecodeError:
+            raise GradSignError(f"--appendix {args.appendix}: not UTF-8 text") from None
     truth = read_table(args.truth, on=args.on, columns=args.target)
+    # A key column of numbers in the truth must be numbers in the scores too: text there would join nothing.
+    scores = read_table(args.results, on=args.on, columns=[args.score],
+                        numeric_key=pd.api.types.is_numeric_dtype(truth.index))
     table = scores[[args.score]].join(truth[args.target], how="inner").dropna()
     if args.archs:
         from gradsign_rs.batch import resolve_archs
@@ -54,12 +60,20 @@ def run(args: argparse.Namespace) -> int:
         table = table[table.index.isin(wanted)]
         if len(table) < len(wanted):
             print(f"note: {len(wanted) - len(table)} of the {len(wanted)} networks of {args.archs} are not scored yet")
+    if len(table) == 0:
+        among = f", among {args.archs}" if args.archs else ""
+        raise GradSignError(f"no network has both a {args.score!r} value in {args.results} and "
+                            f"{', '.join(args.target)} in {args.truth} (joined on {args.on!r}{among}); nothing to evaluate")
     evaluations = [evaluate(table, t, score=args.score, bootstrap=args.bootstrap, seed=args.seed) for t in args.target]
     subsets = subset_spearman(table, nb201_subsets(scores.loc[table.index]), args.target, score=args.score)
     if args.report:
         title = args.title or f"GradSign evaluation: {Path(args.results).name}"
-        write_report(table, evaluations, Path(args.report), title=title, notes=args.notes, score=args.score,
-                     subsets=subsets, appendix=appendix)
+        try:
+            write_report(table, evaluations, Path(args.report), title=title, notes=args.notes, score=args.score,
+                         subsets=subsets, appendix=appendix)
+        except OSError as exc:
+            raise GradSignError(f"--report {args.report}: cannot write the report ({exc.strerror}: "
+                                f"{exc.filename})") from None
     if args.json:
         print(json.dumps([e.to_dict() for e in evaluations], indent=2))
         return 0

@@ -48,6 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="score networks missing from the table with GradSign during the search (measured seconds)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--out", default=None, metavar="RUNS.csv", help="runs file, appended to and resumed from")
+    parser.add_argument("--drop-malformed", action="store_true",
+                        help="move malformed rows of the --out runs file to RUNS.csv.malformed and go on")
     parser.add_argument("--report", default=None, metavar="DIR", help="write summary.md, summary.json, anytime.png here")
     parser.add_argument("--title", default=None, help="report title")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -66,6 +68,27 @@ def parse_algorithms(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+# Most runs per algorithm and variant: enough for any study, and a mistyped count fails here, not after days.
+MAX_RUNS = 100_000
+MAX_SEED = 2**63 - 1  # seeds are recorded in the runs file: keep them within int64
+
+
+def _check_counts(args: argparse.Namespace) -> None:
+    """Refuse run counts, seeds and worker counts no search could run with, naming the flag (budget and candidates
+    are checked by SearchSettings)."""
+    from gradsign_rs._core import GradSignError
+
+    if not 1 <= args.runs <= MAX_RUNS:
+        raise GradSignError(f"--runs must be an integer in 1..{MAX_RUNS}, got {args.runs}")
+    if not 0 <= args.seed <= MAX_SEED - args.runs + 1:
+        raise GradSignError(f"--seed must be an integer in 0..{MAX_SEED - args.runs + 1} (seeds SEED..SEED+RUNS-1), "
+                            f"got {args.seed}")
+    from gradsign_rs.search.runner import MAX_WORKERS
+
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {args.workers}")
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -75,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from gradsign_rs.search.runner import VANILLA, RunSpec, SearchSettings, check_coverage, run_many, scores_id
     from gradsign_rs.search.runs_file import RunsFile, to_row
 
-    if args.runs < 1:
-        raise GradSignError(f"--runs must be >= 1, got {args.runs}")
+    _check_counts(args)
     if args.assist == VANILLA:
         raise GradSignError(f"--assist {VANILLA!r} is not a proxy; leave --assist out for vanilla runs only")
     settings = SearchSettings(
@@ -96,22 +118,30 @@ def run(args: argparse.Namespace) -> int:
     runs_file = None
     if args.out:
         runs_file = RunsFile(args.out)
-        done = runs_file.open()
-        for spec in specs:
-            if spec in done:
-                runs_file.check_settings(done[spec], spec, settings, sid)
-                rows.append(dict(done[spec]))
-        todo = [spec for spec in specs if spec not in done]
-    bar = tqdm(total=len(todo), unit="run", disable=args.no_progress, smoothing=0.05, dynamic_ncols=True)
+        runs_file.lock()  # one writer at a time, from reading the finished runs to the last row appended
     try:
-        for result in run_many(settings, todo, workers=args.workers):
-            row = to_row(result, settings, sid if result.spec.assisted else "")
-            if runs_file is not None:
-                runs_file.append(row)
-            rows.append(row)
-            bar.update(1)
+        if runs_file is not None:
+            done = runs_file.open(drop_malformed=args.drop_malformed)
+            if runs_file.dropped:
+                print(f"moved {len(runs_file.dropped)} malformed rows of {args.out} to {runs_file.malformed_path}")
+            for spec in specs:
+                if spec in done:
+                    runs_file.check_settings(done[spec], spec, settings, sid)
+                    rows.append(dict(done[spec]))
+            todo = [spec for spec in specs if spec not in done]
+        bar = tqdm(total=len(todo), unit="run", disable=args.no_progress, smoothing=0.05, dynamic_ncols=True)
+        try:
+            for result in run_many(settings, todo, workers=args.workers):
+                row = to_row(result, settings, sid if result.spec.assisted else "")
+                if runs_file is not None:
+                    runs_file.append(row)
+                rows.append(row)
+                bar.update(1)
+        finally:
+            bar.close()
     finally:
-        bar.close()
+        if runs_file is not None:
+            runs_file.unlock()
 
     frame = report.runs_frame(rows)
     summary = report.summarize(frame)
@@ -123,8 +153,12 @@ def run(args: argparse.Namespace) -> int:
                + ("already evaluated candidates skipped, " if settings.skip_evaluated else "")
                + f"scores {args.scores or 'on the fly'}" if args.assist else "") + "."
         )
-        report.write_report(frame, NB201Table.load().finals, Path(args.report), budget=args.budget, title=title,
-                            notes=PROTOCOL_NOTES + "\n\n" + settings_line)
+        try:
+            report.write_report(frame, NB201Table.load().finals, Path(args.report), budget=args.budget, title=title,
+                                notes=PROTOCOL_NOTES + "\n\n" + settings_line)
+        except OSError as exc:
+            raise GradSignError(f"--report {args.report}: cannot write the report ({exc.strerror}: "
+                                f"{exc.filename})") from None
     if args.json:
         print(json.dumps({"settings": {"budget": args.budget, "candidates": args.candidates,
                                        "proxy_time": settings.charge_proxy_time,

@@ -80,7 +80,7 @@ class NB201Table:
 class Evaluation(NamedTuple):
     """One charged evaluation: the network, its reward (%), and the simulated time when it finished (s)."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index, as NamedTuple allows
     reward: float
     finished_at: float
 

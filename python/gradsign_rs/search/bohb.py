@@ -67,7 +67,9 @@ def bohb(
     except ModuleNotFoundError as exc:
         raise GradSignError("BOHB's model comes from optuna; install it (pip install 'optuna>=4.0')") from exc
 
-    space = {f"{t}<-{s}": optuna.distributions.CategoricalDistribution(nb201.OPS) for t, s in nb201.EDGES}
+    space: dict[str, optuna.distributions.BaseDistribution] = {
+        f"{t}<-{s}": optuna.distributions.CategoricalDistribution(nb201.OPS) for t, s in nb201.EDGES
+    }
     with _optuna_quiet():
         sampler = optuna.samplers.TPESampler(
             seed=int(rng.integers(2**31 - 1)),

@@ -7,6 +7,8 @@ the fly) the same spec gives the same result on any machine.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -31,6 +33,10 @@ ALGORITHMS: dict[str, Algorithm] = {
 VANILLA = "none"
 DEFAULT_BUDGET = 12000.0
 DEFAULT_CANDIDATES = 10
+# More simulated time than training every NAS-Bench-201 network once (1.7e6 s): a run never needs more, and an
+# unbounded budget (inf) would never end.
+MAX_BUDGET = 2e6
+MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))  # beyond this, workers only compete for cores and memory
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -56,6 +62,16 @@ class SearchSettings:
     scores: str | None = None  # scores CSV path
     allow_on_the_fly: bool = False
     skip_evaluated: bool = False  # assisted picks skip networks the run has evaluated (not the paper's rule)
+
+    def __post_init__(self) -> None:
+        budget = self.budget
+        number = not isinstance(budget, bool) and isinstance(budget, (int, float))
+        if not number or not math.isfinite(budget) or not 0 < budget <= MAX_BUDGET:
+            raise GradSignError(f"--budget must be a number of simulated seconds in (0, {MAX_BUDGET:g}], "
+                                f"got {budget!r}")
+        candidates = self.candidates
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or not 1 <= candidates <= nb201.NUM_ARCHS:
+            raise GradSignError(f"--candidates must be an integer in 1..{nb201.NUM_ARCHS}, got {candidates!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,8 +180,8 @@ def _run_in_worker(spec: RunSpec) -> RunResult:
 def run_many(settings: SearchSettings, specs: Iterable[RunSpec], *, workers: int = 1) -> Iterator[RunResult]:
     """Results of `specs` as they finish (in order with one worker; in completion order with several)."""
     specs = list(specs)
-    if workers < 1:
-        raise GradSignError(f"--workers must be >= 1, got {workers}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+        raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
     if not specs:
         return
     proxies = tuple(dict.fromkeys(s.assist for s in specs if s.assisted))
