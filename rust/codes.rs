@@ -4,23 +4,35 @@
 use rayon::prelude::*;
 use std::fmt;
 
+use crate::alloc::{self, AllocError};
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodesError {
     /// The buffer is not `rows * row_bytes` long.
     BadShape { rows: usize, row_bytes: usize, len: usize },
+    /// The distance matrix (or a copy of the codes) cannot be allocated.
+    Alloc(AllocError),
 }
 
 impl fmt::Display for CodesError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::BadShape { rows, row_bytes, len } => {
-                write!(f, "{rows} codes of {row_bytes} bytes need {} bytes, got {len}", rows * row_bytes)
-            }
+            Self::BadShape { rows, row_bytes, len } => match rows.checked_mul(*row_bytes) {
+                Some(want) => write!(f, "{rows} codes of {row_bytes} bytes need {want} bytes, got {len}"),
+                None => write!(f, "{rows} codes of {row_bytes} bytes are larger than memory, got {len} bytes"),
+            },
+            Self::Alloc(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for CodesError {}
+
+impl From<AllocError> for CodesError {
+    fn from(e: AllocError) -> Self {
+        Self::Alloc(e)
+    }
+}
 
 /// Bits that differ between two equally long byte strings.
 fn hamming(a: &[u8], b: &[u8]) -> u64 {
@@ -38,24 +50,58 @@ fn hamming(a: &[u8], b: &[u8]) -> u64 {
     words + a_tail.iter().zip(b_tail).map(|(x, y)| u64::from((x ^ y).count_ones())).sum::<u64>()
 }
 
-/// The symmetric `rows x rows` matrix of Hamming distances between the rows of `codes` (row-major, `row_bytes`
-/// bytes each, e.g. numpy's `packbits` along the last axis), computed on the current rayon pool.
-pub fn hamming_matrix(codes: &[u8], rows: usize, row_bytes: usize) -> Result<Vec<u64>, CodesError> {
-    if codes.len() != rows * row_bytes {
-        return Err(CodesError::BadShape { rows, row_bytes, len: codes.len() });
+/// A zeroed `rows x rows` distance matrix, or an error when the machine cannot hold it.
+pub fn new_matrix(rows: usize) -> Result<Vec<u64>, CodesError> {
+    let len = rows.checked_mul(rows);
+    let mut matrix =
+        alloc::with_capacity(len, || format!("codes with {rows} rows (their ({rows}, {rows}) distance matrix)"))?;
+    matrix.resize(rows * rows, 0);
+    Ok(matrix)
+}
+
+/// Fill `matrix` (`rows x rows`, row-major, `rows = codes.len()`) with the Hamming distances between the
+/// equally long `codes` (e.g. the rows of numpy's `packbits` along the last axis), on the current rayon pool.
+pub fn hamming_matrix_into(codes: &[&[u8]], matrix: &mut [u64]) -> Result<(), CodesError> {
+    let rows = codes.len();
+    let row_bytes = codes.first().map_or(0, |c| c.len());
+    if let Some(bad) = codes.iter().find(|c| c.len() != row_bytes) {
+        return Err(CodesError::BadShape { rows, row_bytes, len: bad.len() });
     }
-    let row = |i: usize| &codes[i * row_bytes..(i + 1) * row_bytes];
-    // Row i's distances to rows j > i; the lower triangle is mirrored afterwards.
-    let upper: Vec<Vec<u64>> =
-        (0..rows).into_par_iter().map(|i| ((i + 1)..rows).map(|j| hamming(row(i), row(j))).collect()).collect();
-    let mut matrix = vec![0u64; rows * rows];
-    for (i, distances) in upper.iter().enumerate() {
-        for (offset, &d) in distances.iter().enumerate() {
-            let j = i + 1 + offset;
-            matrix[i * rows + j] = d;
-            matrix[j * rows + i] = d;
+    assert_eq!(Some(matrix.len()), rows.checked_mul(rows), "the matrix is rows x rows");
+    if rows == 0 {
+        return Ok(());
+    }
+    let row = |i: usize| codes[i];
+    // Row i's distances to rows j > i, in parallel; the lower triangle is mirrored afterwards.
+    matrix.par_chunks_mut(rows).enumerate().for_each(|(i, distances)| {
+        distances[i] = 0;
+        for (j, d) in distances.iter_mut().enumerate().skip(i + 1) {
+            *d = hamming(row(i), row(j));
+        }
+    });
+    // Mirror tile by tile, so that the column reads stay in cache.
+    const TILE: usize = 64;
+    for ib in (0..rows).step_by(TILE) {
+        for jb in (0..=ib).step_by(TILE) {
+            for i in ib..(ib + TILE).min(rows) {
+                for j in jb..(jb + TILE).min(i) {
+                    matrix[i * rows + j] = matrix[j * rows + i];
+                }
+            }
         }
     }
+    Ok(())
+}
+
+/// The symmetric `rows x rows` matrix of Hamming distances between the rows of `codes` (row-major, `row_bytes`
+/// bytes each), computed on the current rayon pool.
+pub fn hamming_matrix(codes: &[u8], rows: usize, row_bytes: usize) -> Result<Vec<u64>, CodesError> {
+    if rows.checked_mul(row_bytes) != Some(codes.len()) {
+        return Err(CodesError::BadShape { rows, row_bytes, len: codes.len() });
+    }
+    let mut matrix = new_matrix(rows)?;
+    let rows: Vec<&[u8]> = (0..rows).map(|i| &codes[i * row_bytes..(i + 1) * row_bytes]).collect();
+    hamming_matrix_into(&rows, &mut matrix)?;
     Ok(matrix)
 }
 
@@ -71,8 +117,7 @@ mod tests {
     #[test]
     fn matches_bit_by_bit_counting_for_any_length() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        for row_bytes in [0usize, 1, 7, 8, 9, 64, 133] {
-            let rows = 6;
+        for (rows, row_bytes) in [(6, 0usize), (6, 1), (6, 7), (6, 8), (6, 9), (6, 64), (6, 133), (150, 3)] {
             let codes: Vec<u8> = (0..rows * row_bytes).map(|_| rng.gen()).collect();
             let got = hamming_matrix(&codes, rows, row_bytes).unwrap();
             for i in 0..rows {
@@ -93,5 +138,7 @@ mod tests {
         assert_eq!(hamming_matrix(&[], 0, 5).unwrap(), Vec::<u64>::new());
         assert_eq!(hamming_matrix(&[0xff, 0x0f], 1, 2).unwrap(), vec![0]);
         assert_eq!(hamming_matrix(&[1, 2, 3], 2, 2), Err(CodesError::BadShape { rows: 2, row_bytes: 2, len: 3 }));
+        assert!(matches!(hamming_matrix(&[], usize::MAX, 0), Err(CodesError::Alloc(_))));
+        assert!(matches!(new_matrix(1 << 31), Err(CodesError::Alloc(_))));
     }
 }

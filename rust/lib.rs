@@ -2,6 +2,7 @@
 //! feature, the thin PyO3 layer in `bindings/` that converts types, maps errors and releases the GIL.
 
 pub mod accumulator;
+pub mod alloc;
 pub mod codes;
 pub mod rank;
 pub mod resample;

@@ -15,6 +15,8 @@ use std::cmp::Reverse;
 use std::fmt;
 use std::str::FromStr;
 
+use crate::alloc::{self, AllocError};
+
 /// What to do with a pair where either value is NaN (scipy's `nan_policy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NanPolicy {
@@ -83,6 +85,8 @@ pub enum RankError {
     UnknownMethod(String),
     /// A bootstrap confidence level outside (0, 1).
     BadConfidence(f64),
+    /// Working memory the machine cannot hold.
+    Alloc(AllocError),
 }
 
 impl fmt::Display for RankError {
@@ -100,11 +104,28 @@ impl fmt::Display for RankError {
             Self::TooLong(n) => write!(f, "{n} observations: at most {MAX_LEN} are supported"),
             Self::UnknownMethod(s) => write!(f, "unknown method '{s}': use 'spearman', 'kendall' or 'kendall_c'"),
             Self::BadConfidence(c) => write!(f, "confidence {c} is outside (0, 1)"),
+            Self::Alloc(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for RankError {}
+
+impl From<AllocError> for RankError {
+    fn from(e: AllocError) -> Self {
+        Self::Alloc(e)
+    }
+}
+
+/// Bytes of working memory ranking takes per observation (keys, radix buffers, ranks, pair counts), refused up
+/// front when `n` observations would need more than the machine has.
+const WORK_BYTES_PER_OBSERVATION: usize = 64;
+
+/// Refuse `n` observations whose working memory the machine cannot hold (`names`: the inputs, for the message).
+pub fn check_work(n: usize, names: &str) -> Result<(), AllocError> {
+    alloc::check::<[u8; WORK_BYTES_PER_OBSERVATION]>(Some(n), || format!("{names} of {n} values (their ranking)"))?;
+    Ok(())
+}
 
 /// An order-preserving u64 image of a non-NaN f64: 2^63 +- |v|'s bits. -0.0 and 0.0 get the same key, and
 /// the low zero bits of integer-valued floats stay zero for either sign (so the radix sort can skip them).
@@ -468,7 +489,7 @@ impl RankedVariable {
 }
 
 /// At most 2^31 - 1 observations: ranks and weights fit in u32, and weight * rank sums (<= n^2) in i64.
-pub(crate) const MAX_LEN: usize = i32::MAX as usize;
+pub const MAX_LEN: usize = i32::MAX as usize;
 
 pub(crate) fn check_len(n: usize) -> Result<(), RankError> {
     if n > MAX_LEN {
@@ -1008,6 +1029,7 @@ fn paired<'a>(
     if x.len() != y.len() {
         return Err(RankError::LengthMismatch { names, lens: [x.len(), y.len()] });
     }
+    check_work(x.len(), &format!("{} and {}", names[0], names[1]))?;
     let first_nan = x.iter().zip(y).position(|(a, b)| a.is_nan() || b.is_nan());
     let Some(position) = first_nan else { return Ok(Some((Cow::Borrowed(x), Cow::Borrowed(y)))) };
     match policy {

@@ -14,7 +14,10 @@ use std::str::FromStr;
 
 use rayon::prelude::*;
 
-use crate::rank::{check_len, spearman_from_sums, Fenwick, PairCounts, RankError, RankedVariable, TauVariant};
+use crate::alloc::{self, AllocError};
+use crate::rank::{
+    check_len, check_work, spearman_from_sums, Fenwick, PairCounts, RankError, RankedVariable, TauVariant,
+};
 
 /// A rank correlation `correlate` can compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,13 +111,37 @@ pub fn resample_rows(n: usize, seed: u64, b: u64) -> Vec<u32> {
     (0..n).map(|_| rng.below(n as u32)).collect()
 }
 
-/// How often each of the `n` rows is drawn in bootstrap resample `b` under `seed` (the rows of `resample_rows`).
-fn resample_weights(n: usize, seed: u64, b: u64) -> Vec<u32> {
+/// The rows of every resample `0..bootstrap` under `seed`, row-major `(bootstrap, n)`, or an error when the
+/// machine cannot hold them.
+pub fn bootstrap_rows(n: usize, bootstrap: usize, seed: u64) -> Result<Vec<u32>, RankError> {
+    check_len(n)?;
+    let mut rows = alloc::with_capacity(bootstrap.checked_mul(n), || {
+        format!("bootstrap={bootstrap} x n={n} (the ({bootstrap}, {n}) table of resampled rows)")
+    })?;
+    if n > 0 {
+        for b in 0..bootstrap as u64 {
+            let mut rng = Xoshiro256::for_stream(seed, b);
+            rows.extend((0..n).map(|_| rng.below(n as u32)));
+        }
+    }
+    Ok(rows)
+}
+
+/// How often each of the `weights.len()` rows is drawn in bootstrap resample `b` under `seed` (the rows of
+/// `resample_rows`).
+fn resample_weights_into(weights: &mut [u32], seed: u64, b: u64) {
+    let n = weights.len();
     let mut rng = Xoshiro256::for_stream(seed, b);
-    let mut weights = vec![0u32; n];
+    weights.fill(0);
     for _ in 0..n {
         weights[rng.below(n as u32) as usize] += 1;
     }
+}
+
+#[cfg(test)]
+fn resample_weights(n: usize, seed: u64, b: u64) -> Vec<u32> {
+    let mut weights = vec![0u32; n];
+    resample_weights_into(&mut weights, seed, b);
     weights
 }
 
@@ -312,11 +339,25 @@ fn column_statistics(
 struct Scratch {
     tree: Fenwick,
     drawn: Vec<u64>,
+    /// How often each row is drawn in the current resample.
+    weights: Vec<u32>,
 }
 
 impl Scratch {
+    #[cfg(test)]
     fn new(n_truth_ranks: usize) -> Self {
-        Self { tree: Fenwick::new(n_truth_ranks), drawn: Vec::new() }
+        Self { tree: Fenwick::new(n_truth_ranks), drawn: Vec::new(), weights: Vec::new() }
+    }
+
+    /// Scratch for `n` rows, refused when one thread's share cannot be allocated.
+    fn for_rows(n: usize, n_truth_ranks: usize) -> Result<Self, AllocError> {
+        let what = || format!("truth of {n} values (one thread's bootstrap scratch)");
+        alloc::check::<u32>(n_truth_ranks.checked_add(1), what)?;
+        Ok(Self {
+            drawn: alloc::with_capacity(Some(n), what)?,
+            weights: alloc::filled(Some(n), 0, what)?,
+            tree: Fenwick::new(n_truth_ranks),
+        })
     }
 }
 
@@ -357,10 +398,15 @@ fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 /// The central `confidence` percentile interval of the finite values (NaN: none finite, e.g. every
 /// resample constant). NaN resample statistics are left out, not counted as extremes.
 pub fn percentile_interval(values: &[f64], confidence: f64) -> (f64, f64) {
-    let mut finite: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
-    finite.sort_unstable_by(f64::total_cmp);
+    percentile_interval_in_place(&mut values.to_vec(), confidence)
+}
+
+/// `percentile_interval`, reordering `values` (NaN dropped) instead of copying them.
+fn percentile_interval_in_place(values: &mut Vec<f64>, confidence: f64) -> (f64, f64) {
+    values.retain(|v| !v.is_nan());
+    values.sort_unstable_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
-    (quantile_sorted(&finite, tail), quantile_sorted(&finite, 1.0 - tail))
+    (quantile_sorted(values, tail), quantile_sorted(values, 1.0 - tail))
 }
 
 /// Each of `columns` against `truth`: point estimates and percentile bootstrap intervals, on the current pool.
@@ -378,26 +424,50 @@ pub fn correlate(
         return Err(RankError::BadConfidence(options.confidence));
     }
     let methods = &options.methods;
+    let (width, bootstrap) = (methods.len(), options.bootstrap);
+    // Everything sized by the arguments is refused up front: the ranked columns, then the resample statistics.
+    check_work(n.saturating_mul(columns.len().max(1)), "the score columns and truth")?;
+    let per_resample = columns.len().checked_mul(width);
+    let mut resamples = alloc::filled(per_resample.and_then(|p| p.checked_mul(bootstrap)), f64::NAN, || {
+        format!(
+            "bootstrap={bootstrap} (the statistics of {bootstrap} resamples x {} columns x {width} methods)",
+            columns.len()
+        )
+    })?;
+    // No statistics (no columns or no methods): no interval to compute, however many resamples were asked for.
+    let interval_len = if per_resample == Some(0) { 0 } else { bootstrap };
+    let mut interval_values = alloc::with_capacity(Some(interval_len), || {
+        format!("bootstrap={bootstrap} (one interval's {bootstrap} statistics)")
+    })?;
     let truth = RankedColumn::new(truth)?;
     let orders: Vec<KnightOrder> = columns.par_iter().map(|c| KnightOrder::new(c, &truth)).collect::<Result<_, _>>()?;
-    let new_scratch = || Scratch::new(truth.n_ranks);
-    let ones = vec![1u32; n];
-    let estimates = weighted_statistics(&orders, &truth, &ones, methods, &mut new_scratch());
-    let resamples: Vec<Vec<f64>> = (0..options.bootstrap as u64)
-        .into_par_iter()
-        .map_init(new_scratch, |scratch, b| {
-            weighted_statistics(&orders, &truth, &resample_weights(n, options.seed, b), methods, scratch)
-        })
-        .collect();
-    let width = methods.len();
+    let mut scratch = Scratch::for_rows(n, truth.n_ranks)?;
+    let mut ones = std::mem::take(&mut scratch.weights);
+    ones.fill(1);
+    let estimates = weighted_statistics(&orders, &truth, &ones, methods, &mut scratch);
+    let per_resample = columns.len() * width;
+    if per_resample > 0 {
+        resamples.par_chunks_mut(per_resample).enumerate().try_for_each_init(
+            || Scratch::for_rows(n, truth.n_ranks),
+            |scratch, (b, out)| -> Result<(), AllocError> {
+                let scratch = scratch.as_mut().map_err(|e| e.clone())?;
+                let mut weights = std::mem::take(&mut scratch.weights);
+                resample_weights_into(&mut weights, options.seed, b as u64);
+                out.copy_from_slice(&weighted_statistics(&orders, &truth, &weights, methods, scratch));
+                scratch.weights = weights;
+                Ok(())
+            },
+        )?;
+    }
     Ok(orders
         .iter()
         .enumerate()
         .map(|(c, order)| {
             let (low, high) = (0..width)
                 .map(|m| {
-                    let values: Vec<f64> = resamples.iter().map(|r| r[c * width + m]).collect();
-                    percentile_interval(&values, options.confidence)
+                    interval_values.clear();
+                    interval_values.extend((0..bootstrap).map(|b| resamples[b * per_resample + c * width + m]));
+                    percentile_interval_in_place(&mut interval_values, options.confidence)
                 })
                 .unzip();
             ColumnCorrelation {
@@ -540,6 +610,21 @@ mod tests {
         let (low, high) = percentile_interval(&[4.0, f64::NAN, 2.0, 1.0, 3.0], 0.9);
         assert!((low - 1.15).abs() < 1e-12 && (high - 3.85).abs() < 1e-12, "{low} {high}");
         assert!(percentile_interval(&[f64::NAN], 0.9).0.is_nan());
+    }
+
+    #[test]
+    fn bootstrap_rows_are_the_resample_rows_and_absurd_sizes_are_errors() {
+        let rows = bootstrap_rows(7, 3, 5).unwrap();
+        let want: Vec<u32> = (0..3).flat_map(|b| resample_rows(7, 5, b)).collect();
+        assert_eq!(rows, want);
+        assert!(bootstrap_rows(0, usize::MAX, 5).unwrap().is_empty());
+        assert!(matches!(bootstrap_rows(1 << 20, 1 << 30, 0), Err(RankError::Alloc(_))));
+        let (columns, truth) = table(20);
+        let refs: Vec<&[f64]> = columns.iter().map(|c| c.as_slice()).collect();
+        assert!(matches!(correlate(&refs, &truth, &options(1 << 40)), Err(RankError::Alloc(_))));
+        assert!(matches!(correlate(&refs, &truth, &options(usize::MAX)), Err(RankError::Alloc(_))));
+        let no_methods = CorrelateOptions { methods: vec![], ..options(usize::MAX) };
+        assert!(correlate(&refs, &truth, &no_methods).unwrap().iter().all(|c| c.low.is_empty()));
     }
 
     #[test]

@@ -1,22 +1,43 @@
-"""Stub of the compiled module `gradsign_rs._core` (Rust, PyO3)."""
+"""Stub of the compiled module `gradsign_rs._core` (Rust, PyO3), checked against it by `mypy.stubtest`.
+
+Every argument error is a GradSignError naming the argument; a buffer the machine cannot hold is a MemoryError
+naming the argument and the bytes; `num_threads` is None (one per core) or 1..=1024.
+"""
+
+from typing import final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "__version__",
+    "GradSignError",
+    "SignAccumulator",
+    "spearman",
+    "kendall_tau",
+    "precision_at_k",
+    "top_k_regret",
+    "correlate",
+    "bootstrap_rows",
+    "hamming_matrix",
+]
 
 __version__: str
 
 class GradSignError(ValueError):
     """Bad input: the message names the file, node, op, shape or value at fault."""
 
+@final
 class SignAccumulator:
     """Integer sign counters for `n_weights` scored weights; O(n_weights) memory for any number of samples."""
 
-    def __init__(self, n_weights: int, *, num_threads: int | None = None) -> None: ...
-    def update(self, offset: int, block: npt.NDArray[np.float32]) -> None:
-        """Add sign(block) to weights offset..offset+len; block is (len,) or (samples, len); NaN and 0 count 0."""
+    def __new__(cls, n_weights: int, *, num_threads: int | None = None) -> SignAccumulator: ...
+    def update(self, offset: int, block: npt.NDArray[np.floating | np.integer | np.bool_]) -> None:
+        """Add sign(block) to weights offset..offset+len; block is (len,) or (samples, len) in any layout;
+        float32/float64 read as they are, float16/integers/bool converted exactly; NaN and 0 count 0."""
     def score(self) -> int:
         """Exact Σ_k |count_k|."""
-    def segment_scores(self, bounds: list[int]) -> list[int]:
+    def segment_scores(self, bounds: list[int] | tuple[int, ...]) -> list[int]:
         """Σ|count| over each [bounds[s], bounds[s+1])."""
     def counts(self) -> npt.NDArray[np.int32]: ...
     def reset(self) -> None: ...

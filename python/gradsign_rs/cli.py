@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except WorkerCrashed as exc:  # native code died in a worker: a failure of the run, not of the input
         print(f"gradsign: error: {exc}", file=sys.stderr)
         return 1
+    except MemoryError as exc:  # a resource failure (the Rust core names what it could not allocate), not bad input
+        print(f"gradsign: out of memory: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:  # a file the commands did not name (they raise GradSignError for the ones they read)
         print(f"gradsign: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
               file=sys.stderr)

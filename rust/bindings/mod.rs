@@ -1,9 +1,15 @@
 //! The `gradsign_rs._core` extension module: one file per core module, each only converting and delegating.
+//!
+//! Every argument goes through `args` (bad input: `GradSignError` naming the argument), every error of the core
+//! through the one mapping in `errors` (bad input: `GradSignError`; memory: `MemoryError`), every thread count
+//! through `pool`. Nothing here panics on input: a failure is a Python exception, never an abort.
 
 use pyo3::prelude::*;
 
 mod accumulator;
+mod args;
 mod codes;
+mod errors;
 mod pool;
 mod stats;
 

@@ -2,97 +2,132 @@
 
 use std::borrow::Cow;
 
-use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1};
+use numpy::ndarray::Ix1;
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::{pool, GradSignError};
+use super::{args, errors, pool};
 use crate::rank::{self, NanPolicy, RankError, TauVariant};
 use crate::resample::{self, CorrelateOptions, Method};
 
 /// Inputs shorter than this are ranked with the GIL held: releasing it costs more than the work.
 const DETACH_THRESHOLD: usize = 1 << 14;
 
-fn to_py_err(e: RankError) -> PyErr {
-    GradSignError::new_err(e.to_string())
+/// A 1-D array of real numbers as float64: read as it is when float64, converted when float16/32, bool or an
+/// integer of up to 32 bits (exact); anything else is refused, naming the argument and its dtype.
+fn float64_array<'py>(value: &Bound<'py, PyAny>, name: &str) -> PyResult<PyReadonlyArray1<'py, f64>> {
+    let array = args::ndarray(value, name)?;
+    let exact = match args::kind(&array) {
+        (b'f', 2 | 4 | 8) | (b'b', _) => true,
+        (b'i' | b'u', size) => size <= 4,
+        _ => false,
+    };
+    if array.ndim() != 1 || !exact {
+        return Err(errors::bad_argument(format!(
+            "{name} must be a 1-D array of float64 (or of float16/32, bool or integers of up to 32 bits, which \
+             convert exactly), got {}",
+            args::describe_array(&array)
+        )));
+    }
+    args::readonly(&args::typed::<f64, Ix1>(&array, name)?, name)
 }
 
 /// The array's values, read in place when contiguous (copied once otherwise).
-fn values<'a>(array: &'a PyReadonlyArray1<'_, f64>) -> Cow<'a, [f64]> {
-    match array.as_slice() {
-        Ok(s) => Cow::Borrowed(s),
-        Err(_) => Cow::Owned(array.as_array().iter().copied().collect()),
-    }
+fn values<'a>(array: &'a PyReadonlyArray1<'_, f64>, name: &str) -> PyResult<Cow<'a, [f64]>> {
+    args::row_major(array.as_array(), name)
 }
 
 /// Run `work` on two inputs, with the GIL released when they are large enough to pay for it.
 fn on_pair<T: Send>(
     py: Python<'_>,
-    x: &PyReadonlyArray1<'_, f64>,
-    y: &PyReadonlyArray1<'_, f64>,
+    [x, y]: [&Bound<'_, PyAny>; 2],
+    names: [&'static str; 2],
     work: impl FnOnce(&[f64], &[f64]) -> Result<T, RankError> + Send,
 ) -> PyResult<T> {
-    let (x, y) = (values(x), values(y));
+    let (x, y) = (float64_array(x, names[0])?, float64_array(y, names[1])?);
+    // Lengths, then the ranking's memory, before the inputs are copied (a broadcast view is long but small).
+    if x.len() != y.len() {
+        return Err(RankError::LengthMismatch { names, lens: [x.len(), y.len()] }.into());
+    }
+    rank::check_work(x.len().max(y.len()), &format!("{} and {}", names[0], names[1]))?;
+    let (x, y) = (values(&x, names[0])?, values(&y, names[1])?);
     if x.len().max(y.len()) >= DETACH_THRESHOLD {
-        py.detach(|| work(&x, &y)).map_err(to_py_err)
+        Ok(py.detach(|| work(&x, &y))?)
     } else {
-        work(&x, &y).map_err(to_py_err)
+        Ok(work(&x, &y)?)
+    }
+}
+
+/// A `nan_policy` argument (None: "omit", the default).
+fn nan_policy(value: Option<&Bound<'_, PyAny>>) -> PyResult<NanPolicy> {
+    match value {
+        Some(value) => Ok(args::string(value, "nan_policy")?.parse::<NanPolicy>()?),
+        None => Ok(NanPolicy::Omit),
     }
 }
 
 /// Spearman's rho (average ranks for ties), as scipy.stats.spearmanr's statistic.
 #[pyfunction]
-#[pyo3(signature = (x, y, *, nan_policy = "omit"))]
+#[pyo3(signature = (x, y, *, nan_policy = None), text_signature = "(x, y, *, nan_policy='omit')")]
 fn spearman(
     py: Python<'_>,
-    x: PyReadonlyArray1<'_, f64>,
-    y: PyReadonlyArray1<'_, f64>,
-    nan_policy: &str,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    nan_policy: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<f64> {
-    let policy: NanPolicy = nan_policy.parse().map_err(to_py_err)?;
-    on_pair(py, &x, &y, |x, y| rank::spearman(x, y, policy))
+    let policy = self::nan_policy(nan_policy)?;
+    on_pair(py, [x, y], ["x", "y"], |x, y| rank::spearman(x, y, policy))
 }
 
 /// Kendall's tau-b or tau-c in O(n log n), as scipy.stats.kendalltau's statistic.
 #[pyfunction]
-#[pyo3(signature = (x, y, *, variant = "b", nan_policy = "omit"))]
+#[pyo3(
+    signature = (x, y, *, variant = None, nan_policy = None),
+    text_signature = "(x, y, *, variant='b', nan_policy='omit')"
+)]
 fn kendall_tau(
     py: Python<'_>,
-    x: PyReadonlyArray1<'_, f64>,
-    y: PyReadonlyArray1<'_, f64>,
-    variant: &str,
-    nan_policy: &str,
+    x: &Bound<'_, PyAny>,
+    y: &Bound<'_, PyAny>,
+    variant: Option<&Bound<'_, PyAny>>,
+    nan_policy: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<f64> {
-    let variant: TauVariant = variant.parse().map_err(to_py_err)?;
-    let policy: NanPolicy = nan_policy.parse().map_err(to_py_err)?;
-    on_pair(py, &x, &y, |x, y| rank::kendall_tau(x, y, variant, policy))
+    let variant = match variant {
+        Some(value) => args::string(value, "variant")?.parse::<TauVariant>()?,
+        None => TauVariant::B,
+    };
+    let policy = self::nan_policy(nan_policy)?;
+    on_pair(py, [x, y], ["x", "y"], |x, y| rank::kendall_tau(x, y, variant, policy))
 }
 
 /// Fraction of the true top-k found in the top-k by score.
 #[pyfunction]
-#[pyo3(signature = (scores, truth, k, *, nan_policy = "omit"))]
+#[pyo3(signature = (scores, truth, k, *, nan_policy = None), text_signature = "(scores, truth, k, *, nan_policy='omit')")]
 fn precision_at_k(
     py: Python<'_>,
-    scores: PyReadonlyArray1<'_, f64>,
-    truth: PyReadonlyArray1<'_, f64>,
-    k: usize,
-    nan_policy: &str,
+    scores: &Bound<'_, PyAny>,
+    truth: &Bound<'_, PyAny>,
+    k: &Bound<'_, PyAny>,
+    nan_policy: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<f64> {
-    let policy: NanPolicy = nan_policy.parse().map_err(to_py_err)?;
-    on_pair(py, &scores, &truth, |s, t| rank::precision_at_k(s, t, k, policy))
+    let k = args::size(k, "k", 1)?;
+    let policy = self::nan_policy(nan_policy)?;
+    on_pair(py, [scores, truth], ["scores", "truth"], |s, t| rank::precision_at_k(s, t, k, policy))
 }
 
 /// Best truth overall minus the best truth among the top-k by score.
 #[pyfunction]
-#[pyo3(signature = (scores, truth, k, *, nan_policy = "omit"))]
+#[pyo3(signature = (scores, truth, k, *, nan_policy = None), text_signature = "(scores, truth, k, *, nan_policy='omit')")]
 fn top_k_regret(
     py: Python<'_>,
-    scores: PyReadonlyArray1<'_, f64>,
-    truth: PyReadonlyArray1<'_, f64>,
-    k: usize,
-    nan_policy: &str,
+    scores: &Bound<'_, PyAny>,
+    truth: &Bound<'_, PyAny>,
+    k: &Bound<'_, PyAny>,
+    nan_policy: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<f64> {
-    let policy: NanPolicy = nan_policy.parse().map_err(to_py_err)?;
-    on_pair(py, &scores, &truth, |s, t| rank::top_k_regret(s, t, k, policy))
+    let k = args::size(k, "k", 1)?;
+    let policy = self::nan_policy(nan_policy)?;
+    on_pair(py, [scores, truth], ["scores", "truth"], |s, t| rank::top_k_regret(s, t, k, policy))
 }
 
 /// Per-column correlation arrays: pairs used (C,), estimates, interval lows and highs (C, methods).
@@ -105,25 +140,46 @@ type CorrelateArrays<'py> =
 #[allow(clippy::too_many_arguments)]
 fn correlate<'py>(
     py: Python<'py>,
-    columns: Vec<PyReadonlyArray1<'py, f64>>,
-    truth: PyReadonlyArray1<'py, f64>,
-    methods: Vec<String>,
-    bootstrap: usize,
-    seed: u64,
-    confidence: f64,
-    num_threads: Option<usize>,
+    columns: &Bound<'py, PyAny>,
+    truth: &Bound<'py, PyAny>,
+    methods: &Bound<'py, PyAny>,
+    bootstrap: &Bound<'py, PyAny>,
+    seed: &Bound<'py, PyAny>,
+    confidence: &Bound<'py, PyAny>,
+    num_threads: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<CorrelateArrays<'py>> {
-    let methods: Vec<Method> = methods.iter().map(|m| m.parse()).collect::<Result<_, _>>().map_err(to_py_err)?;
-    let options = CorrelateOptions { methods, bootstrap, seed, confidence };
-    let pool = pool::build(num_threads)?;
-    let column_values: Vec<Cow<'_, [f64]>> = columns.iter().map(values).collect();
-    let truth_values = values(&truth);
-    let results = py
-        .detach(|| {
-            let slices: Vec<&[f64]> = column_values.iter().map(|c| c.as_ref()).collect();
-            pool.install(|| resample::correlate(&slices, &truth_values, &options))
-        })
-        .map_err(to_py_err)?;
+    let columns: Vec<PyReadonlyArray1<'py, f64>> = args::items(columns, "columns")?
+        .iter()
+        .enumerate()
+        .map(|(i, c)| float64_array(c, &format!("columns[{i}]")))
+        .collect::<PyResult<_>>()?;
+    let truth = float64_array(truth, "truth")?;
+    let methods: Vec<Method> =
+        args::strings(methods, "methods")?.iter().map(|m| m.parse::<Method>()).collect::<Result<_, _>>()?;
+    let bootstrap = args::size(bootstrap, "bootstrap", 0)?;
+    let options = CorrelateOptions {
+        methods,
+        bootstrap,
+        seed: args::seed(seed, "seed")?,
+        confidence: args::real(confidence, "confidence")?,
+    };
+    let threads = pool::threads(num_threads)?;
+    if let Some((i, c)) = columns.iter().enumerate().find(|(_, c)| c.len() != truth.len()) {
+        return Err(errors::bad_argument(format!(
+            "columns[{i}] has {} values but truth has {}: the inputs must pair up",
+            c.len(),
+            truth.len()
+        )));
+    }
+    rank::check_work(truth.len().saturating_mul(columns.len().max(1)), "columns and truth")?;
+    let column_values: Vec<Cow<'_, [f64]>> =
+        columns.iter().enumerate().map(|(i, c)| values(c, &format!("columns[{i}]"))).collect::<PyResult<_>>()?;
+    let truth_values = values(&truth, "truth")?;
+    let pool = pool::start(threads)?;
+    let results = py.detach(|| {
+        let slices: Vec<&[f64]> = column_values.iter().map(|c| c.as_ref()).collect();
+        pool.install(|| resample::correlate(&slices, &truth_values, &options))
+    })?;
     let shape = [results.len(), options.methods.len()];
     let matrix = |field: fn(&resample::ColumnCorrelation) -> &Vec<f64>| {
         PyArray1::from_vec(py, results.iter().flat_map(|r| field(r).iter().copied()).collect()).reshape(shape)
@@ -139,9 +195,18 @@ fn correlate<'py>(
 /// The rows of each bootstrap resample `correlate` draws for `n` rows under `seed`: shape (bootstrap, n).
 #[pyfunction]
 #[pyo3(signature = (n, bootstrap, seed))]
-fn bootstrap_rows(py: Python<'_>, n: usize, bootstrap: usize, seed: u64) -> PyResult<Bound<'_, PyArray2<u32>>> {
-    crate::rank::check_len(n).map_err(to_py_err)?;
-    let rows: Vec<u32> = (0..bootstrap as u64).flat_map(|b| resample::resample_rows(n, seed, b)).collect();
+fn bootstrap_rows<'py>(
+    py: Python<'py>,
+    n: &Bound<'py, PyAny>,
+    bootstrap: &Bound<'py, PyAny>,
+    seed: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray2<u32>>> {
+    // n is bounded like every ranked input; bootstrap by what a numpy uint32 shape can hold (even with n = 0).
+    let n = args::integer(n, "n", 0, rank::MAX_LEN as i128)? as usize;
+    let max_bootstrap = isize::MAX as usize / std::mem::size_of::<u32>();
+    let bootstrap = args::integer(bootstrap, "bootstrap", 0, max_bootstrap as i128)? as usize;
+    let seed = args::seed(seed, "seed")?;
+    let rows = py.detach(|| resample::bootstrap_rows(n, bootstrap, seed))?;
     PyArray1::from_vec(py, rows).reshape([bootstrap, n])
 }
 
