@@ -16,9 +16,17 @@ MODELS: dict[str, tuple[str, int, int]] = {
     # ~0.13 M scored weights: conv1x1 edges, a pooling edge, skips and a dead ('none') edge
     "nb201_small": ("|nor_conv_1x1~0|+|none~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_1x1~1|none~2|", 16, 5),
     # ~0.58 M: two conv3x3 edges and one conv1x1 per cell
-    "nb201_medium": ("|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|", 16, 5),
+    "nb201_medium": (
+        "|nor_conv_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_3x3~1|skip_connect~2|",
+        16,
+        5,
+    ),
     # ~1.5 M: every edge conv3x3 (the largest network of NAS-Bench-201's CIFAR-10 space)
-    "nb201_large": ("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|", 16, 5),
+    "nb201_large": (
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+        16,
+        5,
+    ),
 }
 
 

@@ -33,12 +33,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=128)
     args = parser.parse_args()
 
-    import torch
-
     import gradsign_rs
+    import torch
+    from _bench_models import TinyNetwork
     from gradsign_rs.batch import DATASETS, BatchConfig, resolve_archs, run_batch
     from gradsign_rs.data import data_root
-    from _bench_models import TinyNetwork
 
     relative, normalize, classes, _ = DATASETS["cifar10"]
     data = data_root() / relative
@@ -93,8 +92,12 @@ def main() -> None:
     for k in seconds:
         ratio = "" if k.startswith("ours") else f"{result['ratio_ours_over'][k]:.2f}x"
         lines.append(f"| {k} | {seconds[k]:.1f} | {rates[k]:.0f} | {ALL / rates[k]:.2f} | {ratio} |")
-    lines += ["", "Goal: the whole space in under 2 hours on this 2-core machine (stretch: under 1 hour).",
-              f"Measured: {ALL / ours:.2f} hours. Command: `.venv/bin/python benches/bench_batch_throughput.py --archs {len(jobs)}`", ""]
+    lines += [
+        "",
+        "Goal: the whole space in under 2 hours on this 2-core machine (stretch: under 1 hour).",
+        f"Measured: {ALL / ours:.2f} hours. Command: `.venv/bin/python benches/bench_batch_throughput.py --archs {len(jobs)}`",
+        "",
+    ]
     (HERE / "bench_batch_throughput_results.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

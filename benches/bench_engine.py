@@ -113,13 +113,13 @@ def machine() -> dict[str, object]:
     model = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
-            model = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), model)
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
     except OSError:
         pass
     flags = ""
     try:
         with open("/proc/cpuinfo") as f:
-            flags = next((l.split(":", 1)[1] for l in f if l.startswith("flags")), "")
+            flags = next((line.split(":", 1)[1] for line in f if line.startswith("flags")), "")
     except OSError:
         pass
     mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
@@ -153,7 +153,7 @@ def git_state() -> dict[str, object]:
         except Exception:
             return ""
 
-    dirty = [l[3:] for l in git("status", "--porcelain").splitlines() if l.strip()]
+    dirty = [line[3:] for line in git("status", "--porcelain").splitlines() if line.strip()]
     return {"commit": git("rev-parse", "HEAD"), "dirty_paths": dirty}
 
 
@@ -174,7 +174,7 @@ def run_worker(spec: dict, timeout: int = WORKER_TIMEOUT) -> dict:
         return {"error": f"timed out after {timeout} s", "spec": spec}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             result["worker_seconds"] = time.perf_counter() - start
             return result
     tail = (proc.stderr or proc.stdout)[-1500:]
@@ -224,10 +224,17 @@ def torch_loop_literal_score(model, x, y) -> float:
         model.zero_grad()
         loss = F.cross_entropy(model(xt[[i]]), yt[[i]])
         loss.backward()
-        batch_grad.append(np.concatenate([
-            (l.weight.grad.data.numpy() if l.weight.grad is not None else torch.zeros_like(l.weight).numpy()).flatten()
-            for l in model.modules() if isinstance(l, (nn.Conv2d, nn.Linear))
-        ]))
+        batch_grad.append(
+            np.concatenate(
+                [
+                    (
+                        m.weight.grad.data.numpy() if m.weight.grad is not None else torch.zeros_like(m.weight).numpy()
+                    ).flatten()
+                    for m in model.modules()
+                    if isinstance(m, (nn.Conv2d, nn.Linear))
+                ]
+            )
+        )
     batch_grad = np.stack(batch_grad)
     direction_code = abs(np.sign(batch_grad).sum(axis=0))
     return float(np.nansum(direction_code))
@@ -241,8 +248,8 @@ class VmapScorer:
 
         import torch
         import torch.nn.functional as F
-        from torch.func import functional_call, grad, vmap
         from _bench_models import scored_weights
+        from torch.func import functional_call, grad, vmap
 
         net = copy.deepcopy(model).train()
         torch.func.replace_all_batch_norm_modules_(net)  # no running stats: vmap cannot mutate buffers
@@ -272,11 +279,10 @@ class VmapScorer:
 
 def worker_time(spec: dict) -> dict:
     """One network: warm-up + `repeats` interleaved rounds of every method; medians, scores, our timings."""
+    import gradsign_rs
     import numpy as np
     import onnx
     import torch
-
-    import gradsign_rs
     from _bench_models import build, n_scored
 
     torch.set_num_threads(TORCH_THREADS)
@@ -340,9 +346,8 @@ def worker_memory(spec: dict) -> dict:
     """One method on one network in this fresh process: working memory = peak RSS - RSS after setup."""
     method, n = spec["method"], spec["n"]
     if method == "ours":
-        import numpy as np  # noqa: F401
-
         import gradsign_rs
+        import numpy as np  # noqa: F401
 
         x, y = load_data(n)
         base, setup_peak = rss_mb(), peak_rss_mb()
@@ -392,7 +397,6 @@ def worker_memory(spec: dict) -> dict:
 def worker_bandwidth(spec: dict) -> dict:
     """SignAccumulator.update vs numpy sum on the same float32 memory (GB/s, median of `repeats`)."""
     import numpy as np
-
     from gradsign_rs import SignAccumulator
 
     rows, cols, repeats = spec["rows"], spec["cols"], spec["repeats"]
@@ -417,8 +421,8 @@ def worker_bandwidth(spec: dict) -> dict:
         acc = SignAccumulator(cols, num_threads=threads)
         label = f"t{threads if threads else 'default'}"
         out[f"num_threads_{label}"] = acc.num_threads
-        secs[f"accumulator_2d_{label}"] = bench(lambda: acc.update(0, block))
-        secs[f"accumulator_1d_{label}"] = bench(lambda: [acc.update(0, block[i]) for i in range(rows)])
+        secs[f"accumulator_2d_{label}"] = bench(lambda acc=acc: acc.update(0, block))
+        secs[f"accumulator_1d_{label}"] = bench(lambda acc=acc: [acc.update(0, block[i]) for i in range(rows)])
         # correctness of what was timed: counts after one 2-D pass equal numpy's sign sums
         acc.reset()
         acc.update(0, block)
@@ -477,8 +481,10 @@ def analyse(res: dict) -> dict:
             r2 = g[f"accumulator_2d_{label}"] / g["numpy_2d"]
             r1 = g[f"accumulator_1d_{label}"] / g["numpy_1d"]
             targets[f"bandwidth_{label}"] = {
-                "ratio_2d": r2, "ratio_1d": r1,
-                "pass_2d": r2 >= BANDWIDTH_FRACTION, "pass_1d": r1 >= BANDWIDTH_FRACTION,
+                "ratio_2d": r2,
+                "ratio_1d": r1,
+                "pass_2d": r2 >= BANDWIDTH_FRACTION,
+                "pass_1d": r1 >= BANDWIDTH_FRACTION,
             }
     return targets
 
@@ -495,8 +501,12 @@ def markdown(res: dict) -> str:
     L.append("- versions: " + ", ".join(f"{k} {v}" for k, v in res["versions"].items()))
     g = res["git"]
     L.append(
-        f"- git: {g['commit'][:12]}" + (f" with uncommitted changes in {len(g['dirty_paths'])} path(s)"
-                                         f" ({', '.join(g['dirty_paths'][:8])})" if g["dirty_paths"] else "")
+        f"- git: {g['commit'][:12]}"
+        + (
+            f" with uncommitted changes in {len(g['dirty_paths'])} path(s) ({', '.join(g['dirty_paths'][:8])})"
+            if g["dirty_paths"]
+            else ""
+        )
     )
     L.append(f"- load average before / after: {res['loadavg_before']} / {res['loadavg_after']}")
     L.append(f"- total run time: {res['total_seconds']:.0f} s")
@@ -528,17 +538,27 @@ def markdown(res: dict) -> str:
         )
     L.append("")
     L.append(
-        "With num_threads=1: " + "; ".join(
+        "With num_threads=1: "
+        + "; ".join(
             f"{n}: (a)/ours {tg[n]['speedup_t1_vs_torch_loop']:.2f}x, (b)/ours {tg[n]['speedup_t1_vs_vmap']:.2f}x"
-            for n in res["timing"] if "error" not in res["timing"][n]
-        ) + ".  Cold first call (t=2, includes building the gradient graph): " + "; ".join(
+            for n in res["timing"]
+            if "error" not in res["timing"][n]
+        )
+        + ".  Cold first call (t=2, includes building the gradient graph): "
+        + "; ".join(
             f"{n}: (a)/ours {tg[n]['cold_speedup_vs_torch_loop']:.2f}x, (b)/ours {tg[n]['cold_speedup_vs_vmap']:.2f}x"
-            for n in res["timing"] if "error" not in res["timing"][n]
-        ) + ".\n"
+            for n in res["timing"]
+            if "error" not in res["timing"][n]
+        )
+        + ".\n"
     )
-    L.append("Where our time goes (Score.timings, median of the repeats; 'gradients' and 'reduce' are summed "
-             "over the lanes, so with 2 lanes they can exceed 'wall'):\n")
-    L.append("| network | threads | total | prepare | wall (lanes) | gradients (sum over lanes) | reduce (sum) | cold prepare |")
+    L.append(
+        "Where our time goes (Score.timings, median of the repeats; 'gradients' and 'reduce' are summed "
+        "over the lanes, so with 2 lanes they can exceed 'wall'):\n"
+    )
+    L.append(
+        "| network | threads | total | prepare | wall (lanes) | gradients (sum over lanes) | reduce (sum) | cold prepare |"
+    )
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, t in res["timing"].items():
         if "error" in t:
@@ -565,10 +585,18 @@ def markdown(res: dict) -> str:
             f"| {name} | {s['torch_loop']:.0f} | {s['vmap']:.0f} | {s['ours_t2']:.0f} | {s['ours_t1']:.0f} | "
             f"{max(e['score_rel_diff_vs_ours'].values()):.2e} | {pf(e['pass_scores_agree'])} |"
         )
-    unstable = [f"{n}:{k}" for n, t in res["timing"].items() if "error" not in t
-                for k, ok in tg[n]["scores_repeatable"].items() if not ok]
-    L.append("\nScores identical across warm-up and repeats: " + ("yes, every method" if not unstable else
-             "no: " + ", ".join(unstable)) + ".\n")
+    unstable = [
+        f"{n}:{k}"
+        for n, t in res["timing"].items()
+        if "error" not in t
+        for k, ok in tg[n]["scores_repeatable"].items()
+        if not ok
+    ]
+    L.append(
+        "\nScores identical across warm-up and repeats: "
+        + ("yes, every method" if not unstable else "no: " + ", ".join(unstable))
+        + ".\n"
+    )
     L.append("## Working memory (MB; peak RSS - RSS after setup, one fresh process per cell)\n")
     L.append(
         "Peak = VmHWM from /proc/self/status, reset after setup via /proc/self/clear_refs. Not ru_maxrss: in a child "
@@ -588,8 +616,9 @@ def markdown(res: dict) -> str:
 
     for name in res["memory"]:
         mem, e = res["memory"][name], tg.get(name, {})
-        a, lit, b, o1, o2 = (mem.get(k, {}) for k in
-                             ("torch_loop", "torch_loop_literal", "vmap", "ours_128", f"ours_{N_LARGE}"))
+        a, lit, b, o1, o2 = (
+            mem.get(k, {}) for k in ("torch_loop", "torch_loop_literal", "vmap", "ours_128", f"ours_{N_LARGE}")
+        )
         peaks = " / ".join(f"{d['process_peak_rss_mb']:.0f}" if "process_peak_rss_mb" in d else "?" for d in (o1, o2))
         frac = f"{e['memory_fraction_of_torch_loop']:.3f}" if "memory_fraction_of_torch_loop" in e else "?"
         grow = f"{100 * e['memory_growth_1024_vs_128']:+.1f}%" if "memory_growth_1024_vs_128" in e else "?"
@@ -631,7 +660,8 @@ def markdown(res: dict) -> str:
             )
         L.append(
             "\nnumpy's `sum` is single-threaded. Counts after a timed 2-D pass equal numpy's sign sums: "
-            + ", ".join(f"{k}: {v}" for k, v in bw["counts_match_numpy"].items()) + ".\n"
+            + ", ".join(f"{k}: {v}" for k, v in bw["counts_match_numpy"].items())
+            + ".\n"
         )
     if res.get("notes"):
         L.append("## Notes\n")
@@ -664,16 +694,16 @@ def main() -> None:
     start = time.perf_counter()
     loadavg_before = " ".join(open("/proc/loadavg").read().split()[:3])
 
+    import gradsign_rs
     import onnx  # noqa: F401
     import torch
-
-    import gradsign_rs
     from _bench_models import build
 
     x1, _ = load_data(1)
     res: dict = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "command": ".venv/bin/python benches/bench_engine.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
+        "command": ".venv/bin/python benches/bench_engine.py"
+        + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
         + (f" --models {' '.join(args.models)}" if args.models != list(MODELS) else ""),
         "machine": machine(),
         "versions": versions(),
@@ -700,22 +730,40 @@ def main() -> None:
 
         print("== accumulator bandwidth", file=sys.stderr, flush=True)
         cols = 1_524_272  # |K| of nb201_large
-        res["bandwidth"] = run_worker({
-            "kind": "bandwidth", "rows": N_SAMPLES, "cols": cols, "repeats": 3 if args.quick else 7,
-            "threads": [1, None],
-        })
+        res["bandwidth"] = run_worker(
+            {
+                "kind": "bandwidth",
+                "rows": N_SAMPLES,
+                "cols": cols,
+                "repeats": 3 if args.quick else 7,
+                "threads": [1, None],
+            }
+        )
 
         for name in args.models:
             print(f"== time {name}", file=sys.stderr, flush=True)
-            r = run_worker({"kind": "time", "model": name, "onnx": paths[name], "n": N_SAMPLES,
-                            "repeats": args.repeats, "methods": list(TIME_METHODS)})
+            r = run_worker(
+                {
+                    "kind": "time",
+                    "model": name,
+                    "onnx": paths[name],
+                    "n": N_SAMPLES,
+                    "repeats": args.repeats,
+                    "methods": list(TIME_METHODS),
+                }
+            )
             res["timing"][name] = r
             if "error" in r:
                 print(f"   {r['error']}\n{r.get('stderr_tail', '')}", file=sys.stderr, flush=True)
             else:
-                print("   median s: " + ", ".join(f"{k} {v:.3f}" for k, v in r["median"].items())
-                      + " | scores: " + ", ".join(f"{k} {v[0]:.0f}" for k, v in r["scores"].items()),
-                      file=sys.stderr, flush=True)
+                print(
+                    "   median s: "
+                    + ", ".join(f"{k} {v:.3f}" for k, v in r["median"].items())
+                    + " | scores: "
+                    + ", ".join(f"{k} {v[0]:.0f}" for k, v in r["scores"].items()),
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         for name in args.models:
             print(f"== memory {name}", file=sys.stderr, flush=True)
@@ -742,7 +790,9 @@ def main() -> None:
     for name, mem in res["memory"].items():
         for key, d in mem.items():
             if "error" in d:
-                res["notes"].append(f"{name} memory {key}: worker failed ({d['error']}): {d.get('stderr_tail', '')[-300:]!r}")
+                res["notes"].append(
+                    f"{name} memory {key}: worker failed ({d['error']}): {d.get('stderr_tail', '')[-300:]!r}"
+                )
     text = markdown(res)
     print(text)
     if not args.no_write:

@@ -53,7 +53,9 @@ def fold(model: onnx.ModelProto, batch: int, input_size: int) -> None:
         graph.initializer.append(numpy_helper.from_array(np.array(dims, np.int64), name))
         return name
 
-    nodes = [helper.make_node("Reshape", ["input", shape("fold.in", [1, -1, input_size, input_size])], ["input.folded"])]
+    nodes = [
+        helper.make_node("Reshape", ["input", shape("fold.in", [1, -1, input_size, input_size])], ["input.folded"])
+    ]
     for node in graph.node:
         node.input[:] = ["input.folded" if x == "input" else x for x in node.input]
         if node.op_type == "Conv":
@@ -65,7 +67,9 @@ def fold(model: onnx.ModelProto, batch: int, input_size: int) -> None:
                 tile(name, (batch,))
             nodes.append(node)
         elif node.op_type == "Flatten":
-            nodes.append(helper.make_node("Reshape", [node.input[0], shape("fold.head", [batch, 1, -1])], [node.output[0]]))
+            nodes.append(
+                helper.make_node("Reshape", [node.input[0], shape("fold.head", [batch, 1, -1])], [node.output[0]])
+            )
         elif node.op_type == "Gemm":  # x (B, 1, C) @ W_i^T (C, K) per sample, W tiled to (B, K, C)
             tile(node.input[1], (batch, 1, 1))
             nodes += [
@@ -99,7 +103,9 @@ def session(arch: str, batch: int | None, input_size: int = 32):
     _set_batch(graph.output[0], rows)
     graph.input.append(helper.make_tensor_value_info(engine.LABELS, onnx.TensorProto.INT64, [rows]))
     graph.node.append(
-        helper.make_node("SoftmaxCrossEntropyLoss", ["logits", engine.LABELS], [loss.LOSS, loss.LOG_PROB], reduction="sum")
+        helper.make_node(
+            "SoftmaxCrossEntropyLoss", ["logits", engine.LABELS], [loss.LOSS, loss.LOG_PROB], reduction="sum"
+        )
     )
     logits = graph.output[0]
     del graph.output[:]
@@ -160,7 +166,9 @@ def main() -> None:
             cells.append(f"{seconds * 1e3:.2f} ({base / seconds:.2f}x)")
             diff = max(diff, float(np.abs(grads - reference).max()))
             flips = max(flips, int((np.sign(grads) != np.sign(reference)).sum()))
-        row = f"| {label} | {base * 1e3:.2f} | " + " | ".join(cells) + f" | {diff:.2g} | {flips} of {reference.size:,} |"
+        row = (
+            f"| {label} | {base * 1e3:.2f} | " + " | ".join(cells) + f" | {diff:.2g} | {flips} of {reference.size:,} |"
+        )
         lines.append(row)
         print(row, flush=True)
     lines += [

@@ -26,7 +26,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_engine import machine  # noqa: E402
-
 from gradsign_rs.proxies.graphs import static_shapes  # noqa: E402
 
 
@@ -164,8 +163,10 @@ def main() -> None:
                 scores[name] = score.value
         engine._pruned = plain
         totals = {k: totals[k] + best[k] for k in totals}
-        rows.append(f"| {job.index} | {str(job.arch).count('avg_pool')} | {best['engine']:.2f} | {best['rewrite']:.2f} | "
-                    f"{best['engine'] / best['rewrite']:.2f}x | {scores['rewrite'] - scores['engine']:+d} of {scores['engine']} |")
+        rows.append(
+            f"| {job.index} | {str(job.arch).count('avg_pool')} | {best['engine']:.2f} | {best['rewrite']:.2f} | "
+            f"{best['engine'] / best['rewrite']:.2f}x | {scores['rewrite'] - scores['engine']:+d} of {scores['engine']} |"
+        )
         print(rows[-1], flush=True)
     lines = [
         "# AveragePool as Pad + shifted Slices (not adopted)",

@@ -19,8 +19,20 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("gradsign", "grad_norm", "snip", "grasp", "fisher", "synflow", "live_params", "jacob_cov", "nwot", "zico",
-         "params", "flops")
+ORDER = (
+    "gradsign",
+    "grad_norm",
+    "snip",
+    "grasp",
+    "fisher",
+    "synflow",
+    "live_params",
+    "jacob_cov",
+    "nwot",
+    "zico",
+    "params",
+    "flops",
+)
 
 
 def worker(name: str) -> dict:
@@ -42,14 +54,13 @@ def main() -> None:
         print("RESULT " + json.dumps(worker(sys.argv[2])))
         return
     sys.path.insert(0, str(HERE))
-    from bench_engine import machine
-
     from _bench_models import MODELS
+    from bench_engine import machine
 
     results = {}
     for name in MODELS:
         out = subprocess.run([sys.executable, __file__, "--worker", name], capture_output=True, text=True, check=True)
-        results[name] = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("RESULT "))[7:])
+        results[name] = json.loads(next(line for line in out.stdout.splitlines() if line.startswith("RESULT "))[7:])
         print(name, {k: round(v, 2) for k, v in results[name].items()}, flush=True)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     info = machine()
@@ -62,12 +73,20 @@ def main() -> None:
         "|---|" + "---:|" * (len(ORDER) + 1),
     ]
     for name, seconds in results.items():
-        lines.append(f"| {name} | " + " | ".join(f"{seconds[p]:.2f}" for p in ORDER) + f" | {sum(seconds.values()):.2f} |")
-    lines += ["", "gradsign: all 128 samples one at a time; the batch proxies: one mini-batch of 64 (zico: two).",
-              "grad_norm's figure includes the training pass that snip and fisher then read for free; synflow's the pass "
-              "that live_params reads. nwot runs a forward pass of its own (no gradient graph).", ""]
+        lines.append(
+            f"| {name} | " + " | ".join(f"{seconds[p]:.2f}" for p in ORDER) + f" | {sum(seconds.values()):.2f} |"
+        )
+    lines += [
+        "",
+        "gradsign: all 128 samples one at a time; the batch proxies: one mini-batch of 64 (zico: two).",
+        "grad_norm's figure includes the training pass that snip and fisher then read for free; synflow's the pass "
+        "that live_params reads. nwot runs a forward pass of its own (no gradient graph).",
+        "",
+    ]
     (HERE / "bench_proxies_results.md").write_text("\n".join(lines))
-    (HERE / "bench_proxies_results.json").write_text(json.dumps({"date": date, "machine": info, "seconds": results}, indent=2) + "\n")
+    (HERE / "bench_proxies_results.json").write_text(
+        json.dumps({"date": date, "machine": info, "seconds": results}, indent=2) + "\n"
+    )
     print("\n".join(lines))
 
 

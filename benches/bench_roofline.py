@@ -66,8 +66,10 @@ class LiveMacs:
         cells = 3 * 5  # the TinyNetwork's three stages of five cells (build_onnx's default)
         self.skeleton = macs(("none",) * 6)
         # One conv on edge 1<-0 (live whenever present) in every cell: its cost per cell.
-        self.edge = {op: (macs((op,) + ("skip_connect",) * 5) - macs(("skip_connect",) * 6)) // cells
-                     for op in ("nor_conv_3x3", "nor_conv_1x1")}
+        self.edge = {
+            op: (macs((op,) + ("skip_connect",) * 5) - macs(("skip_connect",) * 6)) // cells
+            for op in ("nor_conv_3x3", "nor_conv_1x1")
+        }
         self.cells = cells
 
     def __call__(self, arch) -> int:
@@ -88,10 +90,19 @@ def onnxruntime_gflops(archs: int, n: int, live_macs: LiveMacs) -> tuple[float, 
         macs = live_macs(nb201.Arch.parse(str(job.arch)))
         score = gradsign_rs.score(model, x, y, num_threads=1)
         per_sample = score.timings["wall"] / n
-        rows.append({"index": job.index, "forward_macs": macs, "seconds_per_sample": per_sample,
-                     "gflops": STEP_MACS_PER_FORWARD_MAC * 2 * macs / per_sample / 1e9})
-        print(f"  network {job.index}: {macs / 1e6:.1f} M MACs, {per_sample * 1e3:.2f} ms per sample, "
-              f"{rows[-1]['gflops']:.1f} GFLOP/s", flush=True)
+        rows.append(
+            {
+                "index": job.index,
+                "forward_macs": macs,
+                "seconds_per_sample": per_sample,
+                "gflops": STEP_MACS_PER_FORWARD_MAC * 2 * macs / per_sample / 1e9,
+            }
+        )
+        print(
+            f"  network {job.index}: {macs / 1e6:.1f} M MACs, {per_sample * 1e3:.2f} ms per sample, "
+            f"{rows[-1]['gflops']:.1f} GFLOP/s",
+            flush=True,
+        )
     total_flop = sum(STEP_MACS_PER_FORWARD_MAC * 2 * r["forward_macs"] for r in rows)
     return total_flop / sum(r["seconds_per_sample"] for r in rows) / 1e9, rows
 
@@ -104,7 +115,6 @@ def main() -> None:
 
     import pandas as pd
     import torch
-
     from gradsign_rs.spaces import nb201
 
     torch.set_num_threads(1)
@@ -131,8 +141,11 @@ def main() -> None:
         return space_flop / (rate_gflops * 1e9 * CORES) / 3600
 
     nb201_gemm = sum(stage_rates.values()) / len(stage_rates)
-    rates = {"sgemm peak (2048^3)": peak, "sgemm at NB201 batch-1 conv shapes (mean of 3 stages)": nb201_gemm,
-             "onnxruntime engine as measured (conv/linear arithmetic only)": ort_rate}
+    rates = {
+        "sgemm peak (2048^3)": peak,
+        "sgemm at NB201 batch-1 conv shapes (mean of 3 stages)": nb201_gemm,
+        "onnxruntime engine as measured (conv/linear arithmetic only)": ort_rate,
+    }
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -166,7 +179,8 @@ def main() -> None:
         "conv/linear arithmetic, so the BatchNorm, ReLU and pooling work it also does is in its time, not its FLOPs.",
         "",
         "Fraction of the sgemm peak that the goals need, for the arithmetic alone: "
-        + ", ".join(f"{k}: {v:.0%}" for k, v in result["fraction_of_peak_needed"].items()) + ".",
+        + ", ".join(f"{k}: {v:.0%}" for k, v in result["fraction_of_peak_needed"].items())
+        + ".",
         "",
         f"Command: `.venv/bin/python benches/bench_roofline.py --archs {args.archs}`",
         "",

@@ -98,7 +98,6 @@ def main() -> None:
 
     import scipy
     import scipy.stats
-
     from gradsign_rs import stats
 
     started = time.perf_counter()
@@ -106,26 +105,40 @@ def main() -> None:
     rows = []
     for n in SIZES:
         truth, (score, *_) = nas_like(n, 1, seed=n)
-        rows.append(compare("kendall_tau_b", stats.kendall_tau, scipy.stats.kendalltau, score, truth, args.repeats,
-                            KENDALL_TARGET))
-        rows.append(compare("spearman", stats.spearman, scipy.stats.spearmanr, score, truth, args.repeats,
-                            SPEARMAN_TARGET))
+        rows.append(
+            compare(
+                "kendall_tau_b", stats.kendall_tau, scipy.stats.kendalltau, score, truth, args.repeats, KENDALL_TARGET
+            )
+        )
+        rows.append(
+            compare("spearman", stats.spearman, scipy.stats.spearmanr, score, truth, args.repeats, SPEARMAN_TARGET)
+        )
         for row in rows[-2:]:
-            print(f"{row['statistic']:>14} n={n:>6}: ours {row['ours_seconds'] * 1e3:8.2f} ms, scipy "
-                  f"{row['scipy_seconds'] * 1e3:8.2f} ms, {row['speedup']:5.1f}x (target {row['target_speedup']:.0f}x)",
-                  flush=True)
+            print(
+                f"{row['statistic']:>14} n={n:>6}: ours {row['ours_seconds'] * 1e3:8.2f} ms, scipy "
+                f"{row['scipy_seconds'] * 1e3:8.2f} ms, {row['speedup']:5.1f}x (target {row['target_speedup']:.0f}x)",
+                flush=True,
+            )
 
     truth, scores = nas_like(CORRELATE_ROWS, CORRELATE_COLUMNS, seed=1)
     table = {f"score_{c}": s for c, s in enumerate(scores)}
     correlate_times, correlate_cpu = [], []
     for _ in range(args.correlate_repeats):
         cpu_start = time.process_time()
-        seconds, result = timed(stats.correlate, table, truth, methods=("spearman", "kendall"),
-                                bootstrap=CORRELATE_BOOTSTRAP, seed=0, num_threads=CORRELATE_THREADS)
+        seconds, result = timed(
+            stats.correlate,
+            table,
+            truth,
+            methods=("spearman", "kendall"),
+            bootstrap=CORRELATE_BOOTSTRAP,
+            seed=0,
+            num_threads=CORRELATE_THREADS,
+        )
         correlate_times.append(seconds)
         correlate_cpu.append(time.process_time() - cpu_start)
-    worst = max(abs(result.loc[name, "kendall"] - scipy_statistic(scipy.stats.kendalltau, table[name], truth))
-                for name in table)
+    worst = max(
+        abs(result.loc[name, "kendall"] - scipy_statistic(scipy.stats.kendalltau, table[name], truth)) for name in table
+    )
     correlate = {
         "columns": CORRELATE_COLUMNS,
         "rows": CORRELATE_ROWS,
@@ -142,15 +155,18 @@ def main() -> None:
         "target_seconds": CORRELATE_TARGET_SECONDS,
         "pass": statistics.median(correlate_times) < CORRELATE_TARGET_SECONDS,
     }
-    print(f"correlate {CORRELATE_COLUMNS} x {CORRELATE_ROWS}, {CORRELATE_BOOTSTRAP} resamples, "
-          f"{CORRELATE_THREADS} threads: {correlate['seconds']:.2f} s (target < {CORRELATE_TARGET_SECONDS:.0f} s), "
-          f"{correlate['cpu_seconds']:.2f} CPU s, {correlate['cores_used']:.2f} cores used")
+    print(
+        f"correlate {CORRELATE_COLUMNS} x {CORRELATE_ROWS}, {CORRELATE_BOOTSTRAP} resamples, "
+        f"{CORRELATE_THREADS} threads: {correlate['seconds']:.2f} s (target < {CORRELATE_TARGET_SECONDS:.0f} s), "
+        f"{correlate['cpu_seconds']:.2f} CPU s, {correlate['cores_used']:.2f} cores used"
+    )
 
     assert all(row["abs_difference_vs_scipy"] <= 1e-12 for row in rows) and worst <= 1e-12, "results differ from scipy"
     versions_now = {**versions(), "scipy": scipy.__version__}
     report = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
-        "command": ".venv/bin/python benches/bench_stats.py" + (f" --repeats {args.repeats}" if args.repeats != 7 else ""),
+        "command": ".venv/bin/python benches/bench_stats.py"
+        + (f" --repeats {args.repeats}" if args.repeats != 7 else ""),
         "machine": machine(),
         "versions": versions_now,
         "git": git_state(),
@@ -175,8 +191,11 @@ def markdown(report: dict) -> str:
         f"- date (UTC): {report['date']}",
         f"- machine: {m['cpu_model']}, nproc={m['nproc']}, {m['memory_gb']} GB RAM; {m['platform']}; Python {m['python']}",
         "- versions: " + ", ".join(f"{k} {v[k]}" for k in ("numpy", "scipy", "gradsign_rs") if k in v),
-        f"- git: {report['git']['commit'][:12]}" + (" with uncommitted changes" if report["git"]["dirty_paths"] else ""),
-        "- load average before / after: " + " ".join(f"{x:.2f}" for x in report["loadavg_before"]) + " / "
+        f"- git: {report['git']['commit'][:12]}"
+        + (" with uncommitted changes" if report["git"]["dirty_paths"] else ""),
+        "- load average before / after: "
+        + " ".join(f"{x:.2f}" for x in report["loadavg_before"])
+        + " / "
         + " ".join(f"{x:.2f}" for x in report["loadavg_after"]),
         f"- total run time: {report['total_seconds']:.0f} s",
         f"- reproduce: `{report['command']}`",
@@ -194,7 +213,8 @@ def markdown(report: dict) -> str:
         lines.append(
             f"| {row['statistic']} | {row['n']} | {row['distinct_x']} / {row['distinct_y']} | "
             f"{row['ours_seconds'] * 1e3:.2f} | {row['scipy_seconds'] * 1e3:.2f} | {row['speedup']:.1f}x | "
-            f">= {row['target_speedup']:.0f}x | {'PASS' if row['pass'] else 'MISS'} |")
+            f">= {row['target_speedup']:.0f}x | {'PASS' if row['pass'] else 'MISS'} |"
+        )
     c = report["correlate"]
     lines += [
         "",

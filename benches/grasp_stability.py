@@ -30,11 +30,18 @@ def main() -> None:
     x, y = gradsign_rs.load_images(data_root() / "images" / "cifar10_train4000.npz", n=128)
     jobs = resolve_archs(str(HERE.parent / "results" / "nb201" / "proxies" / "validation_archs.txt"))[: args.archs]
     names = ("grasp", "snip", "grad_norm")
-    values = {(name, variant): [] for name in names for variant in ("batch A, seed 42", "batch B, seed 42", "batch A, seed 43")}
+    values = {
+        (name, variant): []
+        for name in names
+        for variant in ("batch A, seed 42", "batch B, seed 42", "batch A, seed 43")
+    }
     for job in jobs:
         arch = nb201.Arch.parse(job.arch)
-        for seed, rows, label in ((42, slice(0, 64), "batch A, seed 42"), (42, slice(64, 128), "batch B, seed 42"),
-                                  (43, slice(0, 64), "batch A, seed 43")):
+        for seed, rows, label in (
+            (42, slice(0, 64), "batch A, seed 42"),
+            (42, slice(64, 128), "batch B, seed 42"),
+            (43, slice(0, 64), "batch A, seed 43"),
+        ):
             model = nb201.build_onnx(arch, num_classes=10, seed=seed)
             got = proxies.compute(names, model, x[rows], y[rows], batch_size=64)
             for name in names:

@@ -69,7 +69,9 @@ def main() -> None:
         "|---|---:|---:|---:|",
     ]
     for op, spent in micros.most_common(12):
-        lines.append(f"| {op} | {spent / args.samples / 1000:.2f} | {spent / total:.0%} | {nodes[op] // args.samples} |")
+        lines.append(
+            f"| {op} | {spent / args.samples / 1000:.2f} | {spent / total:.0%} | {nodes[op] // args.samples} |"
+        )
     (HERE / "profile_engine_results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

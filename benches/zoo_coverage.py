@@ -30,9 +30,8 @@ def _attempt(kind: str, name: str, route: str, n: int) -> dict[str, object]:
     """Score one (architecture, route) in this process; the outcome and measurements as a row."""
     import resource
 
-    import numpy as np
-
     import gradsign_rs
+    import numpy as np
 
     row: dict[str, object] = {"architecture": name, "route": route}
     start = time.perf_counter()
@@ -43,7 +42,11 @@ def _attempt(kind: str, name: str, route: str, n: int) -> dict[str, object]:
             row["family"] = torch_zoo.ARCHITECTURES[name][0]
             module, size = torch_zoo.build(name)
             x, y = torch_zoo.images(size, n)
-            model = gradsign_rs.from_torch(module, x[:1]) if route == "from_torch" else torch_zoo.export_default(module, size)
+            model = (
+                gradsign_rs.from_torch(module, x[:1])
+                if route == "from_torch"
+                else torch_zoo.export_default(module, size)
+            )
             kwargs: dict[str, object] = {}
         else:
             entry = next(e for e in json.loads((FOREIGN / "manifest.json").read_text()) if e["name"] == name)
@@ -67,7 +70,9 @@ def _attempt(kind: str, name: str, route: str, n: int) -> dict[str, object]:
     except gradsign_rs.GradSignError as exc:
         row.update(outcome="refused", reason=str(exc), seconds=round(time.perf_counter() - start, 2))
     except Exception as exc:  # anything else is a bug to fix: recorded as such
-        row.update(outcome="ERROR", reason=f"{type(exc).__name__}: {exc}"[:400], seconds=round(time.perf_counter() - start, 2))
+        row.update(
+            outcome="ERROR", reason=f"{type(exc).__name__}: {exc}"[:400], seconds=round(time.perf_counter() - start, 2)
+        )
     row["peak_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return row
 
@@ -97,7 +102,12 @@ def main() -> int:
             try:
                 row = pool.submit(_attempt, kind, name, route, args.n).result(timeout=900)
             except Exception as exc:  # the process died (a crash): recorded, never hidden
-                row = {"architecture": name, "route": route, "outcome": "CRASH", "reason": f"{type(exc).__name__}: {exc}"}
+                row = {
+                    "architecture": name,
+                    "route": route,
+                    "outcome": "CRASH",
+                    "reason": f"{type(exc).__name__}: {exc}",
+                }
         print(f"{name:40s} {route:12s} {row['outcome']:15s} {row.get('seconds', '')}", flush=True)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -111,16 +121,22 @@ def main() -> int:
     counts = table["outcome"].value_counts().to_dict()
     ok = sum(counts.get(k, 0) for k in ("paper protocol", "flagged"))
     header = [
-        "# Zoo coverage", "",
+        "# Zoo coverage",
+        "",
         f"`python benches/zoo_coverage.py --n {args.n}` on {platform.node()} ({platform.machine()}, "
         f"{multiprocessing.cpu_count()} cores), {datetime.date.today()}: N = {args.n} samples per attempt, one "
         "onnxruntime lane; seconds are the mean of two runs (graph building included), peak_mb is the attempt "
-        "process's peak RSS (torch and the export included for torch routes).", "",
+        "process's peak RSS (torch and the export included for torch routes).",
+        "",
         f"Attempts: {len(table)}; scored under the paper's protocol or flagged with the reason: {ok} "
-        f"({100 * ok / max(len(table), 1):.0f}%); outcomes: {counts}.", "",
+        f"({100 * ok / max(len(table), 1):.0f}%); outcomes: {counts}.",
+        "",
     ]
-    columns = [c for c in ("architecture", "family", "route", "outcome", "score", "repeatable", "seconds", "peak_mb", "reason")
-               if c in table]
+    columns = [
+        c
+        for c in ("architecture", "family", "route", "outcome", "score", "repeatable", "seconds", "peak_mb", "reason")
+        if c in table
+    ]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for _, record in table[columns].astype(object).fillna("").iterrows():
         lines.append("| " + " | ".join(str(v).replace("|", "/").replace("\n", " ") for v in record) + " |")

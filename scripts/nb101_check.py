@@ -17,7 +17,6 @@ import time
 
 import numpy as np
 import onnx
-
 from gradsign_rs._core import GradSignError
 from gradsign_rs.spaces import nb101
 
@@ -54,8 +53,10 @@ def check_rows(frame, params_column: str, label: str) -> int:
             bad_params.append((position, getattr(row, params_column), count))
     seconds = time.perf_counter() - start
     print(f"{label}: {len(frame)} rows in {seconds:.1f} s; vertices {dict(sorted(by_vertices.items()))}")
-    print(f"  unparseable: {len(errors)}  not canonical (prunable): {len(not_pruned)}  hash mismatches: {len(bad_hash)}"
-          f"  {params_column} mismatches: {len(bad_params)}")
+    print(
+        f"  unparseable: {len(errors)}  not canonical (prunable): {len(not_pruned)}  hash mismatches: {len(bad_hash)}"
+        f"  {params_column} mismatches: {len(bad_params)}"
+    )
     for what, items in (("unparseable", errors), ("hash", bad_hash), ("params", bad_params)):
         for item in items[:5]:
             print(f"  {what} row {item}")

@@ -29,8 +29,14 @@ TABLE = ROOT / "results" / "nb201" / "gradsign_cifar10.csv"
 TARGETS = ("c10valid_test_200ep", "c10_test_200ep")
 # name -> (seed, image offset); "paper" is read from the main table.
 MIXINGS = 200  # random per-network draws of a variant (the authors-like mixed protocol)
-VARIANTS = {"paper": (42, 0), "seed 0": (0, 0), "seed 1": (1, 0), "images 128-255": (42, 128), "images 256-383": (42, 256),
-            "augmented": (42, 0)}
+VARIANTS = {
+    "paper": (42, 0),
+    "seed 0": (0, 0),
+    "seed 1": (1, 0),
+    "images 128-255": (42, 128),
+    "images 256-383": (42, 256),
+    "augmented": (42, 0),
+}
 AUGMENTED = ROOT / ".cache" / "protocol" / "cifar10_first128_augmented.npz"  # derived data: never committed
 
 
@@ -64,8 +70,11 @@ def arch_file(count: int) -> Path:
         pool = [job.index for job in resolve_archs("sample:1000", sample_seed=0)]
         chosen = np.random.default_rng(1).choice(pool, count, replace=False)
         OUT.mkdir(parents=True, exist_ok=True)
-        path.write_text(f"# {count} of the uniform sample:1000 (seed 0), drawn with default_rng(1)\n"
-                        + "\n".join(str(i) for i in chosen) + "\n")
+        path.write_text(
+            f"# {count} of the uniform sample:1000 (seed 0), drawn with default_rng(1)\n"
+            + "\n".join(str(i) for i in chosen)
+            + "\n"
+        )
     return path
 
 
@@ -78,8 +87,9 @@ def mixed_variants(scores: pd.DataFrame, target: pd.Series, seed: int = 0) -> np
     rng = np.random.default_rng(seed)
     values = scores.to_numpy()
     rows = np.arange(len(values))
-    return np.array([stats.spearman(values[rows, rng.integers(values.shape[1], size=len(values))], target)
-                     for _ in range(MIXINGS)])
+    return np.array(
+        [stats.spearman(values[rows, rng.integers(values.shape[1], size=len(values))], target) for _ in range(MIXINGS)]
+    )
 
 
 def score_variant(name: str, archs: Path, workers: int) -> Path:
@@ -91,9 +101,30 @@ def score_variant(name: str, archs: Path, workers: int) -> Path:
     if name == "augmented":
         out = OUT / f"gradsign_seed{seed}_augmented.csv"
         data = ["--data", str(augmented_images())]
-    subprocess.run([str(ROOT / ".venv" / "bin" / "gradsign"), "batch", "--space", "nb201", "--dataset", "cifar10",
-                    "--n", "128", "--seed", str(seed), "--offset", str(offset), "--archs", str(archs),
-                    "--workers", str(workers), "--out", str(out), *data], check=True)
+    subprocess.run(
+        [
+            str(ROOT / ".venv" / "bin" / "gradsign"),
+            "batch",
+            "--space",
+            "nb201",
+            "--dataset",
+            "cifar10",
+            "--n",
+            "128",
+            "--seed",
+            str(seed),
+            "--offset",
+            str(offset),
+            "--archs",
+            str(archs),
+            "--workers",
+            str(workers),
+            "--out",
+            str(out),
+            *data,
+        ],
+        check=True,
+    )
     return out
 
 
@@ -101,8 +132,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--variants", default=",".join(VARIANTS),
-                        help="comma-separated variants to compare with the paper's (default: all)")
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated variants to compare with the paper's (default: all)",
+    )
     args = parser.parse_args()
     chosen = ["paper", *(v.strip() for v in args.variants.split(",") if v.strip() and v.strip() != "paper")]
     unknown = sorted(set(chosen) - set(VARIANTS))
@@ -126,7 +160,7 @@ def main() -> None:
         "",
         f"{datetime.date.today()}, {len(wanted)} networks ({archs.name}). "
         f"Command: `.venv/bin/python scripts/nb201_protocol_study.py --archs {len(wanted)} --variants "
-        f"\"{','.join(chosen[1:])}\"`.",
+        f'"{",".join(chosen[1:])}"`.',
         "",
         "| variant | " + " | ".join(f"Spearman vs {t}" for t in TARGETS) + " | Spearman vs paper variant |",
         "|---|" + "---:|" * (len(TARGETS) + 1),

@@ -34,20 +34,32 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, defs, helper, numpy_helper
-
 from gradsign_rs._ort import capi, ort
+from onnx import TensorProto, defs, helper, numpy_helper
 
 OPSETS = (17, 21)
 IR_VERSION = 10  # the newest onnxruntime 1.19 reads
 TARGET = Path(__file__).resolve().parents[1] / "python" / "gradsign_rs" / "frontend" / "gradient_ops.py"
 # Sequence, optional and control-flow ops take or give non-tensor values: not single-node probable, not in classifiers.
 SKIPPED = {
-    "If", "Loop", "Scan", "SequenceAt", "SequenceConstruct", "SequenceEmpty", "SequenceErase", "SequenceInsert",
-    "SequenceLength", "SequenceMap", "SplitToSequence", "ConcatFromSequence", "Optional", "OptionalGetElement",
+    "If",
+    "Loop",
+    "Scan",
+    "SequenceAt",
+    "SequenceConstruct",
+    "SequenceEmpty",
+    "SequenceErase",
+    "SequenceInsert",
+    "SequenceLength",
+    "SequenceMap",
+    "SplitToSequence",
+    "ConcatFromSequence",
+    "Optional",
+    "OptionalGetElement",
     "OptionalHasElement",
     # Quantized integer ops (their float inputs are scales).
-    "QLinearConv", "QLinearMatMul",
+    "QLinearConv",
+    "QLinearMatMul",
 }
 # Ops without a float input that exporters emit on shape paths: probed with their input computed from x.
 EXTRA = ("ConstantOfShape",)
@@ -140,12 +152,17 @@ RECIPES: dict[str, Callable[[int], Case]] = {
     "LayerNormalization": lambda v: Case([X, f32(5), f32(5)], attrs={"axis": -1}),
     "LRN": lambda v: Case([X], attrs={"size": 3}),
     "MatMul": lambda v: Case([X, f32(4, 5)], x_shape=(2, 3, 4)),
-    "MaxRoiPool": lambda v: Case([X, np.array([[0, 0, 0, 3, 3]], np.float32)], x_shape=(1, 1, 6, 6),
-                                 attrs={"pooled_shape": [2, 2]}),
-    "MaxUnpool": lambda v: Case([X, np.array([[[[0, 3], [9, 15]]]], np.int64)], x_shape=(1, 1, 2, 2),
-                                attrs={"kernel_shape": [2, 2], "strides": [2, 2]}),
-    "MelWeightMatrix": lambda v: Case([np.array(4), np.array(16), np.array(16000), X, np.array(8000.0, np.float32)],
-                                      x_shape=(), x_range=(10.0, 20.0)),
+    "MaxRoiPool": lambda v: Case(
+        [X, np.array([[0, 0, 0, 3, 3]], np.float32)], x_shape=(1, 1, 6, 6), attrs={"pooled_shape": [2, 2]}
+    ),
+    "MaxUnpool": lambda v: Case(
+        [X, np.array([[[[0, 3], [9, 15]]]], np.int64)],
+        x_shape=(1, 1, 2, 2),
+        attrs={"kernel_shape": [2, 2], "strides": [2, 2]},
+    ),
+    "MelWeightMatrix": lambda v: Case(
+        [np.array(4), np.array(16), np.array(16000), X, np.array(8000.0, np.float32)], x_shape=(), x_range=(10.0, 20.0)
+    ),
     "Mod": lambda v: Case([X, f32(2, 3, 4, 5)], attrs={"fmod": 1}),
     "Multinomial": lambda v: Case([X], x_shape=(2, 3)),
     "NegativeLogLikelihoodLoss": lambda v: Case([X, i64(0, 2)], x_shape=(2, 3)),
@@ -179,8 +196,18 @@ RECIPES: dict[str, Callable[[int], Case]] = {
     "Where": lambda v: Case([f32(2, 3, 4, 5) > 0.5, X, f32(2, 3, 4, 5)]),
     "ConstantOfShape": lambda v: Case([SHAPE_OF_X], attrs={"value": numpy_helper.from_array(np.ones(1, np.float32))}),
 }
-for _reduce in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax", "ReduceMean", "ReduceMin",
-                "ReduceProd", "ReduceSum", "ReduceSumSquare"):
+for _reduce in (
+    "ReduceL1",
+    "ReduceL2",
+    "ReduceLogSum",
+    "ReduceLogSumExp",
+    "ReduceMax",
+    "ReduceMean",
+    "ReduceMin",
+    "ReduceProd",
+    "ReduceSum",
+    "ReduceSumSquare",
+):
     RECIPES[_reduce] = lambda v, op=_reduce: reduce_case(op, v)
 
 

@@ -21,7 +21,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from gradsign_rs.search.benchmark import BudgetExhausted, Simulator
 from gradsign_rs.search.proxy import Assistant
 from gradsign_rs.search.rea import POPULATION_SIZE, regularized_evolution
@@ -46,8 +45,10 @@ VARIANTS = {"vanilla": None, "gradsign": False, "gradsign, --skip-evaluated": Tr
 
 def one_run(context: SearchContext, seed: int, variant: str) -> dict:
     skip = VARIANTS[variant]
-    assistant = None if skip is None else Assistant(
-        context.scores["gradsign"], context.settings.candidates, charge_time=True, skip_evaluated=skip
+    assistant = (
+        None
+        if skip is None
+        else Assistant(context.scores["gradsign"], context.settings.candidates, charge_time=True, skip_evaluated=skip)
     )
     sim = Simulator(context.table, context.settings.budget)
     try:
@@ -81,7 +82,10 @@ def summarise(runs: list[dict]) -> dict:
         "runs": len(runs),
         "evaluations": float(np.mean([r["evaluations"] for r in runs])),
         "repeat_share": float(np.mean([r["repeat_share"] for r in runs])),
-        **{key: float(np.mean([r[key] for r in runs])) for key in ("final_c10valid_test", "final_c10_test", "final_c100_test")},
+        **{
+            key: float(np.mean([r[key] for r in runs]))
+            for key in ("final_c10valid_test", "final_c10_test", "final_c100_test")
+        },
     }
     for step in CHECKPOINTS:
         reached = [r["curve"][step] for r in runs if step in r["curve"]]
@@ -108,14 +112,17 @@ def main() -> None:
         "the run had already evaluated. Command: `.venv/bin/python scripts/rea_diversity.py "
         f"--runs {args.runs}`",
         "",
-        "| REA | evaluations | repeats | " + " | ".join(f"distinct / Hamming after {s}" for s in CHECKPOINTS)
+        "| REA | evaluations | repeats | "
+        + " | ".join(f"distinct / Hamming after {s}" for s in CHECKPOINTS)
         + " | C10-valid test | C10 test | C100 test |",
         "|---|---:|---:|" + "---|" * len(CHECKPOINTS) + "---:|---:|---:|",
     ]
     for name, s in results.items():
         cells = " | ".join(f"{s[f'distinct@{k}']:.1f} / {s[f'hamming@{k}']:.2f}" for k in CHECKPOINTS)
-        lines.append(f"| {name} | {s['evaluations']:.1f} | {s['repeat_share']:.1%} | {cells} | "
-                     f"{s['final_c10valid_test']:.2f} | {s['final_c10_test']:.2f} | {s['final_c100_test']:.2f} |")
+        lines.append(
+            f"| {name} | {s['evaluations']:.1f} | {s['repeat_share']:.1%} | {cells} | "
+            f"{s['final_c10valid_test']:.2f} | {s['final_c10_test']:.2f} | {s['final_c100_test']:.2f} |"
+        )
     lines.append("")
     (OUT / "rea_diversity.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -3,6 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh >/dev/null
+echo "== quality gates: ruff, mypy, stubtest, cargo fmt, clippy"
+.venv/bin/python -m ruff check .
+.venv/bin/python -m ruff format --check . >/dev/null
+.venv/bin/python -m mypy
+.venv/bin/python -m mypy.stubtest gradsign_rs._core
+cargo fmt --check
+cargo clippy --release --quiet --all-targets --features python -- -D warnings
 echo "== cargo test (Rust core)"
 cargo test --release --quiet 2>&1 | grep -E "^test result|FAILED|panicked" 
 echo "== pytest"

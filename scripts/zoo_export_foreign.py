@@ -81,6 +81,7 @@ def ver(pkg: str) -> str | None:
 
 # --------------------------------------------------------------------------------------------------- data
 
+
 def load_inputs() -> dict[str, np.ndarray]:
     d = np.load(DATA)
     x_u8, y = d["x"], d["y"].astype(np.int64)
@@ -105,6 +106,7 @@ def load_inputs() -> dict[str, np.ndarray]:
 
 # --------------------------------------------------------------------------------------------------- metric
 
+
 def gradsign_from_grads(per_sample: list[dict[str, np.ndarray]]) -> tuple[int, int, dict]:
     """per_sample: one {layer: gradient} per sample. Returns (score, n_weights, per-layer breakdown)."""
     names = list(per_sample[0])
@@ -119,14 +121,23 @@ def gradsign_from_grads(per_sample: list[dict[str, np.ndarray]]) -> tuple[int, i
             zero[k] += int((mag == 0).sum())
             # entries whose sign another implementation may well see differently (float32 summation order)
             tiny[k] += int(((mag > 0) & (mag <= 1e-6 * mag.max())).sum())
-    layers = {k: {"size": int(c.size), "shape": list(c.shape), "score": int(np.abs(c).sum()),
-                  "grad_exact_zero_entries": zero[k], "grad_tiny_entries": tiny[k]} for k, c in counts.items()}
+    layers = {
+        k: {
+            "size": int(c.size),
+            "shape": list(c.shape),
+            "score": int(np.abs(c).sum()),
+            "grad_exact_zero_entries": zero[k],
+            "grad_tiny_entries": tiny[k],
+        }
+        for k, c in counts.items()
+    }
     score = sum(v["score"] for v in layers.values())
     n = sum(v["size"] for v in layers.values())
     return int(score), int(n), layers
 
 
 # --------------------------------------------------------------------------------------------------- onnx checks
+
 
 def onnx_facts(path: Path) -> dict:
     import onnx
@@ -187,8 +198,11 @@ def onnx_facts(path: Path) -> dict:
         "producer": f"{m.producer_name} {m.producer_version}".strip(),
         "graph_inputs": graph_inputs,
         "input_shapes": {
-            i.name: [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in i.type.tensor_type.shape.dim]
-            for i in m.graph.input if i.name not in inits and i.type.HasField("tensor_type")
+            i.name: [
+                d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in i.type.tensor_type.shape.dim
+            ]
+            for i in m.graph.input
+            if i.name not in inits and i.type.HasField("tensor_type")
         },
         "output_names": [o.name for o in m.graph.output],
         "batchnorm_in_graph": bn,
@@ -212,15 +226,16 @@ def ort_run(path: Path, feeds: dict[str, np.ndarray]) -> list:
     return sess.run(None, feeds)
 
 
-def per_sample_diff(path: Path, input_name: str, x: np.ndarray, native_per_sample, out_index: int = 0,
-                    extra_feeds: dict | None = None) -> float:
+def per_sample_diff(
+    path: Path, input_name: str, x: np.ndarray, native_per_sample, out_index: int = 0, extra_feeds: dict | None = None
+) -> float:
     """Max |onnx - native| with batch size 1 (how the metric runs the model)."""
     worst = 0.0
     for i in range(len(x)):
-        feeds = {input_name: x[i:i + 1]}
+        feeds = {input_name: x[i : i + 1]}
         feeds.update(extra_feeds or {})
         got = np.asarray(ort_run(path, feeds)[out_index], np.float32)
-        want = np.asarray(native_per_sample(x[i:i + 1]), np.float32)
+        want = np.asarray(native_per_sample(x[i : i + 1]), np.float32)
         worst = max(worst, float(np.abs(got.reshape(want.shape) - want).max()))
     return worst
 
@@ -241,10 +256,16 @@ def semantic_fingerprint(model, with_parts: bool = False):
         return (a.name, repr(onnx.helper.get_attribute_value(a)))
 
     # a SET of node kinds: tf2onnx's duplicate-node merging is order dependent (a Reshape may stay duplicated)
-    nodes = sorted({repr((n.domain, n.op_type, len(n.input), len(n.output), sorted(map(attr_repr, n.attribute))))
-                    for n in model.graph.node})
-    inits = sorted(repr((t.data_type, tuple(t.dims), hashlib.sha256(numpy_helper.to_array(t).tobytes()).hexdigest()))
-                   for t in model.graph.initializer)
+    nodes = sorted(
+        {
+            repr((n.domain, n.op_type, len(n.input), len(n.output), sorted(map(attr_repr, n.attribute))))
+            for n in model.graph.node
+        }
+    )
+    inits = sorted(
+        repr((t.data_type, tuple(t.dims), hashlib.sha256(numpy_helper.to_array(t).tobytes()).hexdigest()))
+        for t in model.graph.initializer
+    )
     init_names = {t.name for t in model.graph.initializer}
 
     def vtype(v):  # symbolic dim names are generated too ('unk__355'): keep only whether a dim is symbolic
@@ -254,8 +275,14 @@ def semantic_fingerprint(model, with_parts: bool = False):
     io = [(v.name, vtype(v)) for v in model.graph.input if v.name not in init_names]
     io += [("out", v.name, vtype(v)) for v in model.graph.output]
     opsets = sorted((o.domain, o.version) for o in model.opset_import)
-    parts = {"ir": model.ir_version, "opsets": opsets, "io": io, "nodes": nodes, "inits": inits,
-             "functions": len(model.functions)}
+    parts = {
+        "ir": model.ir_version,
+        "opsets": opsets,
+        "io": io,
+        "nodes": nodes,
+        "inits": inits,
+        "functions": len(model.functions),
+    }
     if with_parts:
         return parts
     return hashlib.sha256(repr(sorted(parts.items())).encode()).hexdigest()
@@ -271,9 +298,18 @@ def save_model(model_proto, path: Path) -> None:
             old, new = semantic_fingerprint(onnx.load(str(path)), True), semantic_fingerprint(model_proto, True)
             if old == new:
                 return
-            diff = {k: ((Counter(map(repr, old[k])) - Counter(map(repr, new[k])),
-                         Counter(map(repr, new[k])) - Counter(map(repr, old[k]))) if isinstance(old[k], list)
-                        else (old[k], new[k])) for k in old if old[k] != new[k]}
+            diff = {
+                k: (
+                    (
+                        Counter(map(repr, old[k])) - Counter(map(repr, new[k])),
+                        Counter(map(repr, new[k])) - Counter(map(repr, old[k])),
+                    )
+                    if isinstance(old[k], list)
+                    else (old[k], new[k])
+                )
+                for k in old
+                if old[k] != new[k]
+            }
             print(f"   replacing {path.name}: it differs in {str(diff)[:600]}", flush=True)
         except Exception as e:  # noqa: BLE001 - an unreadable old file is simply replaced
             print(f"   replacing {path.name}: could not compare ({e})", flush=True)
@@ -281,6 +317,7 @@ def save_model(model_proto, path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- keras / TF
+
 
 def keras_setup():
     """Called at the start of every Keras model: thread limits, determinism, and fresh name counters (Keras layer
@@ -321,11 +358,12 @@ def keras_reference(logits_fn, kernels, x, y, training: bool):
     variables = [v for _, v in kernels]
     for i in range(len(x)):
         with tf.GradientTape() as tape:
-            logits = logits_fn(tf.constant(x[i:i + 1]), training)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y[i:i + 1], logits=logits))
+            logits = logits_fn(tf.constant(x[i : i + 1]), training)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y[i : i + 1], logits=logits))
         grads = tape.gradient(loss, variables)
-        per_sample.append({n: (np.zeros(v.shape, np.float32) if g is None else g.numpy()) for n, v, g in
-                           zip(names, variables, grads)})
+        per_sample.append(
+            {n: (np.zeros(v.shape, np.float32) if g is None else g.numpy()) for n, v, g in zip(names, variables, grads)}
+        )
     return gradsign_from_grads(per_sample)
 
 
@@ -379,20 +417,25 @@ def build_keras_cnn_bn_folded(inp, path: Path) -> dict:
     alt, _, _ = keras_reference(logits, kernels, x, y, training=True)
     return {
         "route": "tf2onnx.convert.from_keras(model, input_signature=(tf.TensorSpec((None,32,32,3), tf.float32, "
-                 "name='images'),))",
-        "input_name": "images", "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "name='images'),))",
+        "input_name": "images",
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "logits_hint": "output 'head' holds softmax PROBABILITIES (Dense(activation='softmax') -> MatMul -> Softmax); "
-                       "logits are the input of the final Softmax node",
+        "logits are the input of the final Softmax node",
         "output_is_softmax": True,
-        "reference_score": score, "reference_protocol": "inference_batchnorm", "n_weights": n, "layers": layers,
+        "reference_score": score,
+        "reference_protocol": "inference_batchnorm",
+        "n_weights": n,
+        "layers": layers,
         "reference_score_per_sample_batchnorm_native": alt,
         "export_max_abs_diff": diff,
         "notes": "Keras 3 Functional Conv(no bias)-BatchNormalization-ReLU x3, GAP, Dense softmax. from_keras traces "
-                 "model(x, training=False); BatchNorm (running stats, fresh init) is folded into the Conv weights and "
-                 "a Conv bias, so the graph has no BatchNormalization node and the reference uses inference-mode "
-                 "BatchNorm (folding scales each output channel by gamma/sqrt(var+eps) > 0, so signs are unchanged). "
-                 "reference_score_per_sample_batchnorm_native is what the Keras model would give with training=True "
-                 "per sample: the file cannot reproduce it.",
+        "model(x, training=False); BatchNorm (running stats, fresh init) is folded into the Conv weights and "
+        "a Conv bias, so the graph has no BatchNormalization node and the reference uses inference-mode "
+        "BatchNorm (folding scales each output channel by gamma/sqrt(var+eps) > 0, so signs are unchanged). "
+        "reference_score_per_sample_batchnorm_native is what the Keras model would give with training=True "
+        "per sample: the file cannot reproduce it.",
     }
 
 
@@ -409,7 +452,7 @@ def build_keras_cnn_bn_training(inp, path: Path) -> dict:
     keras.utils.set_random_seed(101)
     inp_t = keras.Input((32, 32, 3), name="images")
     h = inp_t
-    for j, (ch, stride) in enumerate([(8, 1), (16, 2), (16, 1)]):
+    for _j, (ch, stride) in enumerate([(8, 1), (16, 2), (16, 1)]):
         h = keras.layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False)(h)
         h = keras.layers.BatchNormalization()(h, training=True)
         h = keras.layers.ReLU()(h)
@@ -419,6 +462,7 @@ def build_keras_cnn_bn_training(inp, path: Path) -> dict:
     ops_a = dict(Counter(n.op_type for n in mp_a.graph.node))
     xa = inp["nhwc32"][:4]
     import onnxruntime as ort
+
     oa = ort.InferenceSession(mp_a.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"images": xa})[0]
     route_a = {
         "ops": ops_a,
@@ -435,29 +479,38 @@ def build_keras_cnn_bn_training(inp, path: Path) -> dict:
     full = ort_run(path, {"images": x})[0]
     diff16 = float(np.abs(full - model(x, training=True).numpy()).max())
     kernels = keras_kernels(model)
-    logits = lambda xi, training: model(xi, training=training)
+
+    def logits(xi, training):
+        return model(xi, training=training)
+
     score, n, layers = keras_reference(logits, kernels, x, y, training=True)
     alt, _, _ = keras_reference(logits, kernels, x, y, training=False)
     return {
         "route": "tf2onnx.convert.from_function(tf.function(lambda images: model(images, training=True), "
-                 "input_signature=spec), input_signature=spec)",
-        "input_name": "images", "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "input_signature=spec), input_signature=spec)",
+        "input_name": "images",
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "logits_hint": "output 0 holds logits (Dense without activation)",
         "output_is_softmax": False,
-        "reference_score": score, "reference_protocol": "per_sample_batchnorm", "n_weights": n, "layers": layers,
+        "reference_score": score,
+        "reference_protocol": "per_sample_batchnorm",
+        "n_weights": n,
+        "layers": layers,
         "reference_score_inference_batchnorm_native": alt,
-        "export_max_abs_diff": diff, "export_max_abs_diff_batch16": diff16,
+        "export_max_abs_diff": diff,
+        "export_max_abs_diff_batch16": diff16,
         "rejected_route_functional_bn_training_true": route_a,
         "notes": "Same architecture and seed as keras_cnn_bn_folded but logits head. No tf2onnx route keeps Keras 3 "
-                 "BatchNormalization as ONNX BatchNormalization: Keras 3 (TF backend) computes BN with tf.nn.moments + "
-                 "elementwise ops, not FusedBatchNorm. (a) A Functional model built with BN(...)(h, training=True) and "
-                 "converted with from_keras is exported in INFERENCE mode (from_keras calls model(x, training=False), "
-                 "which overrides the layer-level training=True; see rejected_route_functional_bn_training_true). "
-                 "(b) This file: tf.function calling model(x, training=True) + from_function keeps batch statistics, "
-                 "DECOMPOSED into ReduceMean/Sub/Mul/Sqrt/Reciprocal/Add (no BatchNormalization node). The moments "
-                 "are over axes (N,H,W), batch included, so the graph is only per-sample BatchNorm when run with "
-                 "batch size 1 (as the metric does). Reference: per-sample training-mode BN through tf.GradientTape "
-                 "(the gradient flows through the statistics, like the graph).",
+        "BatchNormalization as ONNX BatchNormalization: Keras 3 (TF backend) computes BN with tf.nn.moments + "
+        "elementwise ops, not FusedBatchNorm. (a) A Functional model built with BN(...)(h, training=True) and "
+        "converted with from_keras is exported in INFERENCE mode (from_keras calls model(x, training=False), "
+        "which overrides the layer-level training=True; see rejected_route_functional_bn_training_true). "
+        "(b) This file: tf.function calling model(x, training=True) + from_function keeps batch statistics, "
+        "DECOMPOSED into ReduceMean/Sub/Mul/Sqrt/Reciprocal/Add (no BatchNormalization node). The moments "
+        "are over axes (N,H,W), batch included, so the graph is only per-sample BatchNorm when run with "
+        "batch size 1 (as the metric does). Reference: per-sample training-mode BN through tf.GradientTape "
+        "(the gradient flows through the statistics, like the graph).",
     }
 
 
@@ -477,8 +530,9 @@ def build_keras_cnn_fused_bn_training(inp, path: Path) -> dict:
             y, _, _ = tf.compat.v1.nn.fused_batch_norm(x, self.gamma, self.beta, epsilon=1e-3, is_training=True)
             return y
 
-    model = keras_conv_bn_cnn(101, "keras_cnn_fused_bn_training", softmax_head=False,
-                              bn_layer=lambda n: FusedTrainingBN(name=n))
+    model = keras_conv_bn_cnn(
+        101, "keras_cnn_fused_bn_training", softmax_head=False, bn_layer=lambda n: FusedTrainingBN(name=n)
+    )
     spec = (tf.TensorSpec((None, 32, 32, 3), tf.float32, name="images"),)
     mp, _ = tf2onnx.convert.from_keras(model, input_signature=spec)
     save_model(mp, path)
@@ -489,19 +543,25 @@ def build_keras_cnn_fused_bn_training(inp, path: Path) -> dict:
     score, n, layers = keras_reference(lambda xi, training: model(xi, training=training), kernels, x, y, True)
     return {
         "route": "tf2onnx.convert.from_keras(model, input_signature=spec) with a custom Keras layer calling "
-                 "tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=1e-3, is_training=True)",
-        "input_name": "images", "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=1e-3, is_training=True)",
+        "input_name": "images",
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "logits_hint": "output 0 holds logits (Dense without activation)",
         "output_is_softmax": False,
-        "reference_score": score, "reference_protocol": "per_sample_batchnorm", "n_weights": n, "layers": layers,
-        "export_max_abs_diff": diff, "export_max_abs_diff_batch16": diff16,
+        "reference_score": score,
+        "reference_protocol": "per_sample_batchnorm",
+        "n_weights": n,
+        "layers": layers,
+        "export_max_abs_diff": diff,
+        "export_max_abs_diff_batch16": diff16,
         "notes": "The only tf2onnx route found that writes ONNX BatchNormalization nodes with batch statistics: "
-                 "FusedBatchNormV3 with is_training=True and exponential_avg_factor=1.0 becomes BatchNormalization "
-                 "(inference form, 1 output) whose mean/var inputs are COMPUTED in the graph (ReduceMean, "
-                 "ReduceSumSquare/count over N,H,W), not initializers. Conv-BN folding does not fire. Statistics "
-                 "include the batch axis, so it is per-sample BN only at batch size 1. A stock Keras 3 "
-                 "BatchNormalization layer never produces this (see keras_cnn_bn_training). Same convs/seed as "
-                 "keras_cnn_bn_training, so the reference score should equal that one up to float rounding.",
+        "FusedBatchNormV3 with is_training=True and exponential_avg_factor=1.0 becomes BatchNormalization "
+        "(inference form, 1 output) whose mean/var inputs are COMPUTED in the graph (ReduceMean, "
+        "ReduceSumSquare/count over N,H,W), not initializers. Conv-BN folding does not fire. Statistics "
+        "include the batch axis, so it is per-sample BN only at batch size 1. A stock Keras 3 "
+        "BatchNormalization layer never produces this (see keras_cnn_bn_training). Same convs/seed as "
+        "keras_cnn_bn_training, so the reference score should equal that one up to float rounding.",
     }
 
 
@@ -515,8 +575,14 @@ def build_keras_mobilenetv3_tiny(inp, path: Path) -> dict:
     keras.utils.set_random_seed(303)
     full_params = None
     try:
-        full = keras.applications.MobileNetV3Small(input_shape=(32, 32, 3), alpha=0.75, minimalistic=False,
-                                                   weights=None, classes=NUM_CLASSES, include_preprocessing=False)
+        full = keras.applications.MobileNetV3Small(
+            input_shape=(32, 32, 3),
+            alpha=0.75,
+            minimalistic=False,
+            weights=None,
+            classes=NUM_CLASSES,
+            include_preprocessing=False,
+        )
         full_params = int(full.count_params())
         del full
     except Exception as e:  # noqa: BLE001
@@ -552,24 +618,29 @@ def build_keras_mobilenetv3_tiny(inp, path: Path) -> dict:
     alt, _, _ = keras_reference(lambda xi, t: logits_model(xi, training=t), kernels, x, y, True)
     return {
         "route": "tf2onnx.convert.from_keras(model, input_signature=spec); model built from "
-                 "keras.src.applications.mobilenet_v3 (_inverted_res_block, hard_swish, relu)",
-        "input_name": "images", "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "keras.src.applications.mobilenet_v3 (_inverted_res_block, hard_swish, relu)",
+        "input_name": "images",
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "logits_hint": "output 'predictions' holds softmax PROBABILITIES; logits are the input of the final Softmax "
-                       "(the classifier is a 1x1 Conv 'logits' followed by Flatten/Reshape, as in MobileNetV3)",
+        "(the classifier is a 1x1 Conv 'logits' followed by Flatten/Reshape, as in MobileNetV3)",
         "output_is_softmax": True,
-        "reference_score": score, "reference_protocol": "inference_batchnorm", "n_weights": n, "layers": layers,
+        "reference_score": score,
+        "reference_protocol": "inference_batchnorm",
+        "n_weights": n,
+        "layers": layers,
         "reference_score_per_sample_batchnorm_native": alt,
         "export_max_abs_diff": diff,
         "keras_applications_MobileNetV3Small_alpha0.75_params": full_params,
         "notes": "keras.applications.MobileNetV3Small(input_shape=(32,32,3), alpha=0.75, minimalistic=False, "
-                 "weights=None, classes=10) has about "
-                 f"{full_params} parameters (several MB as float32), over the 400 KB limit, so this is a tiny model "
-                 "made of MobileNetV3's own Keras building blocks: stem Conv-BN-hard_swish, three inverted-residual "
-                 "blocks (expand 1x1, ZeroPadding + stride-2 DepthwiseConv, squeeze-excite with hard_sigmoid gate, "
-                 "project 1x1, residual Add), 1x1 head convs, Dropout(inactive), 1x1 Conv classifier, Softmax. "
-                 "tf2onnx writes NO HardSwish/HardSigmoid ops: Keras computes hard_sigmoid as relu6(x+3)/6, which "
-                 "becomes Add/Clip(or Relu+Min)/Mul (see ops). BN is folded (inference mode). Depthwise convs are "
-                 "Conv with group=C and are scored, like every Conv.",
+        "weights=None, classes=10) has about "
+        f"{full_params} parameters (several MB as float32), over the 400 KB limit, so this is a tiny model "
+        "made of MobileNetV3's own Keras building blocks: stem Conv-BN-hard_swish, three inverted-residual "
+        "blocks (expand 1x1, ZeroPadding + stride-2 DepthwiseConv, squeeze-excite with hard_sigmoid gate, "
+        "project 1x1, residual Add), 1x1 head convs, Dropout(inactive), 1x1 Conv classifier, Softmax. "
+        "tf2onnx writes NO HardSwish/HardSigmoid ops: Keras computes hard_sigmoid as relu6(x+3)/6, which "
+        "becomes Add/Clip(or Relu+Min)/Mul (see ops). BN is folded (inference mode). Depthwise convs are "
+        "Conv with group=C and are scored, like every Conv.",
     }
 
 
@@ -578,17 +649,20 @@ def build_keras_model_export_savedmodel(inp, path: Path) -> dict:
     import keras
 
     keras.utils.set_random_seed(404)
-    model = keras.Sequential([
-        keras.Input((32, 32, 3), name="images"),
-        keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv0"),
-        keras.layers.BatchNormalization(name="bn0"),
-        keras.layers.ReLU(),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(16, 3, padding="same", name="conv1"),
-        keras.layers.ReLU(),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dense(NUM_CLASSES, name="head"),
-    ], name="keras_model_export_savedmodel")
+    model = keras.Sequential(
+        [
+            keras.Input((32, 32, 3), name="images"),
+            keras.layers.Conv2D(8, 3, strides=2, padding="same", name="conv0"),
+            keras.layers.BatchNormalization(name="bn0"),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Conv2D(16, 3, padding="same", name="conv1"),
+            keras.layers.ReLU(),
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(NUM_CLASSES, name="head"),
+        ],
+        name="keras_model_export_savedmodel",
+    )
     x, y = inp["nhwc32"], inp["labels"]
     with tempfile.TemporaryDirectory() as td:
         sm = Path(td) / "saved_model"
@@ -598,8 +672,9 @@ def build_keras_model_export_savedmodel(inp, path: Path) -> dict:
         r = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), check=False)
         if r.returncode != 0:
             raise RuntimeError(f"tf2onnx CLI failed: {r.stderr[-2000:]}")
-        cli_log = [ln.split(" - ", 1)[-1] for ln in r.stderr.splitlines()
-                   if "tf2onnx" in ln and ("INFO" in ln or "WARN" in ln)][-8:]
+        cli_log = [
+            ln.split(" - ", 1)[-1] for ln in r.stderr.splitlines() if "tf2onnx" in ln and ("INFO" in ln or "WARN" in ln)
+        ][-8:]
         import onnx
 
         save_model(onnx.load(str(tmp_onnx)), path)
@@ -619,20 +694,28 @@ def build_keras_model_export_savedmodel(inp, path: Path) -> dict:
     alt, _, _ = keras_reference(lambda xi, t: model(xi, training=t), kernels, x, y, True)
     return {
         "route": "model.export(dir)  # Keras 3 SavedModel, endpoint 'serve'/'serving_default'; then "
-                 "python -m tf2onnx.convert --saved-model dir --output keras_model_export_savedmodel.onnx",
-        "input_name": input_name, "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "python -m tf2onnx.convert --saved-model dir --output keras_model_export_savedmodel.onnx",
+        "input_name": input_name,
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "extra_graph_inputs": extra,
         "logits_hint": "output 0 holds logits (Dense without activation)",
         "output_is_softmax": False,
-        "reference_score": score, "reference_protocol": "inference_batchnorm", "n_weights": n, "layers": layers,
+        "reference_score": score,
+        "reference_protocol": "inference_batchnorm",
+        "n_weights": n,
+        "layers": layers,
         "reference_score_per_sample_batchnorm_native": alt,
         "export_max_abs_diff": diff,
         "tf2onnx_cli_log_tail": cli_log,
         "notes": "Sequential Conv(bias)-BN-ReLU-MaxPool-Conv-ReLU-GAP-Dense saved with Keras 3 model.export() and "
-                 "converted by the tf2onnx command line from the SavedModel. Names come from the serving signature. "
-                 + ("Extra non-data graph inputs: " + ", ".join(extra) + ". " if extra else
-                    "The converted graph has no extra non-data inputs. ")
-                 + "BN (inference) folded.",
+        "converted by the tf2onnx command line from the SavedModel. Names come from the serving signature. "
+        + (
+            "Extra non-data graph inputs: " + ", ".join(extra) + ". "
+            if extra
+            else "The converted graph has no extra non-data inputs. "
+        )
+        + "BN (inference) folded.",
     }
 
 
@@ -666,20 +749,26 @@ def build_keras_layernorm_mlp(inp, path: Path) -> dict:
     score, n, layers = keras_reference(lambda xi, t: model(xi, training=t), kernels, x, y, False)
     return {
         "route": "tf2onnx.convert.from_keras(model, input_signature=spec)",
-        "input_name": "images", "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "input_name": "images",
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "logits_hint": "output 'head' holds logits (Dense without activation)",
         "output_is_softmax": False,
-        "reference_score": score, "reference_protocol": "no_batchnorm", "n_weights": n, "layers": layers,
+        "reference_score": score,
+        "reference_protocol": "no_batchnorm",
+        "n_weights": n,
+        "layers": layers,
         "export_max_abs_diff": diff,
         "notes": "AveragePooling2D(4) -> Flatten -> Dense(32) -> LayerNormalization -> ReLU -> Dropout(0.3) -> "
-                 "Dense(32, no bias) -> LayerNormalization -> gelu(approximate=True) -> Dropout(0.3) -> Dense(10). The exact Keras gelu (default) does NOT convert: TF computes it with Erfc, which tf2onnx 1.17 leaves as an unknown 'Erfc' node in the default domain, giving a file that onnx/onnxruntime reject (No Op registered for Erfc). "
-                 "from_keras (training=False) removes Dropout entirely; at the default opset LayerNormalization is "
-                 "decomposed into ReduceMean/Sub/Mul/Sqrt... (no LayerNormalization op). Reference: Dropout "
-                 "inactive, LN parameters not scored.",
+        "Dense(32, no bias) -> LayerNormalization -> gelu(approximate=True) -> Dropout(0.3) -> Dense(10). The exact Keras gelu (default) does NOT convert: TF computes it with Erfc, which tf2onnx 1.17 leaves as an unknown 'Erfc' node in the default domain, giving a file that onnx/onnxruntime reject (No Op registered for Erfc). "
+        "from_keras (training=False) removes Dropout entirely; at the default opset LayerNormalization is "
+        "decomposed into ReduceMean/Sub/Mul/Sqrt... (no LayerNormalization op). Reference: Dropout "
+        "inactive, LN parameters not scored.",
     }
 
 
 # --------------------------------------------------------------------------------------------------- JAX / Flax
+
 
 def jax_setup():
     import jax
@@ -709,7 +798,7 @@ def jax_per_sample_gradsign(model, x, y):
 
     per_sample = []
     for i in range(len(x)):
-        g = flat(grad_fn(model, jnp.asarray(x[i:i + 1]), jnp.asarray(y[i:i + 1])))
+        g = flat(grad_fn(model, jnp.asarray(x[i : i + 1]), jnp.asarray(y[i : i + 1])))
         per_sample.append({".".join(k): v for k, v in sorted(g.items()) if k[-1] == "kernel"})
     return gradsign_from_grads(per_sample)
 
@@ -759,23 +848,28 @@ def build_jax_cnn(inp, path: Path) -> dict:
     score, n, layers = jax_per_sample_gradsign(model, x, y)
     return {
         "route": "jax2onnx.to_onnx(model, [('B', 32, 32, 3)], model_name='jax_cnn', input_names=['images'], "
-                 "output_names=['logits'])  # flax.nnx module, opset default",
-        "input_name": "images", "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "output_names=['logits'])  # flax.nnx module, opset default",
+        "input_name": "images",
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "logits_hint": "output 'logits' holds logits (nnx.Linear without activation)",
         "output_is_softmax": False,
-        "reference_score": score, "reference_protocol": "per_sample_batchnorm", "n_weights": n, "layers": layers,
+        "reference_score": score,
+        "reference_protocol": "per_sample_batchnorm",
+        "n_weights": n,
+        "layers": layers,
         "reference_score_inference_batchnorm_native": alt,
         "export_max_abs_diff": diff,
         "notes": "flax.nnx: Conv(bias)-BatchNorm-hard_swish, Conv(no bias, stride 2)-BatchNorm-relu, squeeze-excite "
-                 "with two nnx.Linear and a hard_sigmoid gate, max+mean pooling, Dropout(deterministic), Linear "
-                 "head. The model is built with BatchNorm(use_running_average=False); jax2onnx ALWAYS exports "
-                 "nnx.BatchNorm in inference form (it warns 'converting to inference mode'): BatchNormalization "
-                 "nodes with the running mean/var (0/1 at init) as initializers, between Transposes (NHWC<->NCHW). "
-                 "export_max_abs_diff is against the Flax model with use_running_average=True. Since the graph "
-                 "still has BatchNormalization nodes, the reference is per-sample training-mode BN (jax.grad with "
-                 "use_running_average=False, batch 1); reference_score_inference_batchnorm_native is the score with "
-                 "running statistics. Dropout is a Dropout node with ratio and training_mode=False inputs. "
-                 "jax.nn.hard_swish -> HardSwish, jax.nn.hard_sigmoid -> HardSigmoid.",
+        "with two nnx.Linear and a hard_sigmoid gate, max+mean pooling, Dropout(deterministic), Linear "
+        "head. The model is built with BatchNorm(use_running_average=False); jax2onnx ALWAYS exports "
+        "nnx.BatchNorm in inference form (it warns 'converting to inference mode'): BatchNormalization "
+        "nodes with the running mean/var (0/1 at init) as initializers, between Transposes (NHWC<->NCHW). "
+        "export_max_abs_diff is against the Flax model with use_running_average=True. Since the graph "
+        "still has BatchNormalization nodes, the reference is per-sample training-mode BN (jax.grad with "
+        "use_running_average=False, batch 1); reference_score_inference_batchnorm_native is the score with "
+        "running statistics. Dropout is a Dropout node with ratio and training_mode=False inputs. "
+        "jax.nn.hard_swish -> HardSwish, jax.nn.hard_sigmoid -> HardSigmoid.",
     }
 
 
@@ -812,7 +906,9 @@ def build_jax_vit_tiny(inp, path: Path) -> dict:
         def __init__(self, rngs):
             self.patch = nnx.Conv(3, D, (PATCH, PATCH), strides=(PATCH, PATCH), padding="VALID", rngs=rngs)
             self.pos = nnx.Param(0.02 * jax.random.normal(rngs.params(), (1, TOKENS, D), jnp.float32))
-            self.blocks = nnx.List([Block(rngs) for _ in range(2)]) if hasattr(nnx, "List") else [Block(rngs) for _ in range(2)]
+            self.blocks = (
+                nnx.List([Block(rngs) for _ in range(2)]) if hasattr(nnx, "List") else [Block(rngs) for _ in range(2)]
+            )
             self.ln = nnx.LayerNorm(D, rngs=rngs)
             self.head = nnx.Linear(D, NUM_CLASSES, rngs=rngs)
 
@@ -824,28 +920,39 @@ def build_jax_vit_tiny(inp, path: Path) -> dict:
             return self.head(self.ln(t).mean(axis=1))
 
     model = ViT(nnx.Rngs(707))
-    mp = to_onnx(model, [("B", 32, 32, 3)], model_name="jax_vit_tiny", input_names=["images"],
-                 output_names=["logits"], normalization_mode="prefer_native")
+    mp = to_onnx(
+        model,
+        [("B", 32, 32, 3)],
+        model_name="jax_vit_tiny",
+        input_names=["images"],
+        output_names=["logits"],
+        normalization_mode="prefer_native",
+    )
     save_model(mp, path)
     x, y = inp["nhwc32"], inp["labels"]
     diff = per_sample_diff(path, "images", x, lambda xi: np.asarray(model(jnp.asarray(xi))))
     score, n, layers = jax_per_sample_gradsign(model, x, y)
     return {
         "route": "jax2onnx.to_onnx(model, [('B', 32, 32, 3)], model_name='jax_vit_tiny', input_names=['images'], "
-                 "output_names=['logits'], normalization_mode='prefer_native')  # flax.nnx module, opset default",
-        "input_name": "images", "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "output_names=['logits'], normalization_mode='prefer_native')  # flax.nnx module, opset default",
+        "input_name": "images",
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "logits_hint": "output 'logits' holds logits (nnx.Linear head on mean-pooled tokens)",
         "output_is_softmax": False,
-        "reference_score": score, "reference_protocol": "no_batchnorm", "n_weights": n, "layers": layers,
+        "reference_score": score,
+        "reference_protocol": "no_batchnorm",
+        "n_weights": n,
+        "layers": layers,
         "export_max_abs_diff": diff,
         "notes": f"Patchify with nnx.Conv({PATCH}x{PATCH}, stride {PATCH}) -> {TOKENS} tokens of width {D} + learned "
-                 f"position embedding (not scored), 2 pre-LN blocks: LayerNorm, nnx.Linear qkv, {HEADS}-head "
-                 "attention written with jnp.einsum (activation x activation, no weights), softmax, Dropout "
-                 "(deterministic), nnx.Linear proj, residual, LayerNorm, MLP Linear-gelu(tanh approx)-Linear; final "
-                 "LayerNorm, token mean, Linear head. normalization_mode='prefer_native' makes nnx.LayerNorm a native "
-                 "LayerNormalization node (1 output); with the default 'auto' jax2onnx decomposes it into "
-                 "ReduceMean/Sub/Mul/... Scored: the patch Conv kernel and every nnx.Linear kernel "
-                 "(3-D inputs: see ops for MatMul vs Gemm). LN scale/bias and the position embedding are not scored.",
+        f"position embedding (not scored), 2 pre-LN blocks: LayerNorm, nnx.Linear qkv, {HEADS}-head "
+        "attention written with jnp.einsum (activation x activation, no weights), softmax, Dropout "
+        "(deterministic), nnx.Linear proj, residual, LayerNorm, MLP Linear-gelu(tanh approx)-Linear; final "
+        "LayerNorm, token mean, Linear head. normalization_mode='prefer_native' makes nnx.LayerNorm a native "
+        "LayerNormalization node (1 output); with the default 'auto' jax2onnx decomposes it into "
+        "ReduceMean/Sub/Mul/... Scored: the patch Conv kernel and every nnx.Linear kernel "
+        "(3-D inputs: see ops for MatMul vs Gemm). LN scale/bias and the position embedding are not scored.",
     }
 
 
@@ -870,8 +977,14 @@ def build_jax_mlp_deterministic_input(inp, path: Path) -> dict:
             return self.fc1(h)
 
     model = MLP(nnx.Rngs(808))
-    mp = to_onnx(model, [("B", 32, 32, 3)], input_params={"deterministic": True}, model_name="jax_mlp_flag",
-                 input_names=["images"], output_names=["logits"])
+    mp = to_onnx(
+        model,
+        [("B", 32, 32, 3)],
+        input_params={"deterministic": True},
+        model_name="jax_mlp_flag",
+        input_names=["images"],
+        output_names=["logits"],
+    )
     save_model(mp, path)
     import onnx
 
@@ -882,29 +995,38 @@ def build_jax_mlp_deterministic_input(inp, path: Path) -> dict:
         if i.name in inits or i.name == "images":
             continue
         tt = i.type.tensor_type
-        extra[i.name] = {"elem_type": onnx.TensorProto.DataType.Name(tt.elem_type),
-                         "shape": [d.dim_value for d in tt.shape.dim], "feed": True}
+        extra[i.name] = {
+            "elem_type": onnx.TensorProto.DataType.Name(tt.elem_type),
+            "shape": [d.dim_value for d in tt.shape.dim],
+            "feed": True,
+        }
     x, y = inp["nhwc32"], inp["labels"]
     feeds = {k: np.array(True) for k in extra}
     diff = per_sample_diff(path, "images", x, lambda xi: np.asarray(model(jnp.asarray(xi))), extra_feeds=feeds)
     score, n, layers = jax_per_sample_gradsign(model, x, y)
     return {
         "route": "jax2onnx.to_onnx(model, [('B', 32, 32, 3)], input_params={'deterministic': True}, "
-                 "model_name='jax_mlp_flag', input_names=['images'], output_names=['logits'])",
-        "input_name": "images", "input_layout": "NHWC", "inputs_key": "nhwc32",
+        "model_name='jax_mlp_flag', input_names=['images'], output_names=['logits'])",
+        "input_name": "images",
+        "input_layout": "NHWC",
+        "inputs_key": "nhwc32",
         "extra_graph_inputs": extra,
         "logits_hint": "output 'logits' holds logits (nnx.Linear)",
         "output_is_softmax": False,
-        "reference_score": score, "reference_protocol": "no_batchnorm", "n_weights": n, "layers": layers,
+        "reference_score": score,
+        "reference_protocol": "no_batchnorm",
+        "n_weights": n,
+        "layers": layers,
         "export_max_abs_diff": diff,
         "notes": "Extra non-data graph input: input_params={'deterministic': True} turns the Dropout flag into a "
-                 "scalar bool graph input 'deterministic' (feed True: dropout off; it reaches Dropout's "
-                 "training_mode through Not). Reshape-based 4x4 average pool, nnx.Linear (Gemm), Dropout, exact "
-                 "gelu (Gelu op), nnx.Linear head. Reference with deterministic=True.",
+        "scalar bool graph input 'deterministic' (feed True: dropout off; it reaches Dropout's "
+        "training_mode through Not). Reshape-based 4x4 average pool, nnx.Linear (Gemm), Dropout, exact "
+        "gelu (Gelu op), nnx.Linear head. Reference with deterministic=True.",
     }
 
 
 # --------------------------------------------------------------------------------------------------- scikit-learn
+
 
 def mlp_reference(clf, x, y):
     """Per-sample numpy backprop of softmax CE on MLPClassifier's pre-softmax output (relu hidden layers)."""
@@ -913,7 +1035,7 @@ def mlp_reference(clf, x, y):
     bs = [b.astype(np.float32) for b in clf.intercepts_]
     per_sample = []
     for i in range(len(x)):
-        acts = [x[i:i + 1].astype(np.float32)]
+        acts = [x[i : i + 1].astype(np.float32)]
         pres = []
         for j, (W, b) in enumerate(zip(Ws, bs)):
             z = acts[-1] @ W + b
@@ -937,11 +1059,11 @@ def logreg_reference(clf, x, y):
     W = clf.coef_.T.astype(np.float32)
     per_sample = []
     for i in range(len(x)):
-        z = x[i:i + 1] @ W + clf.intercept_.astype(np.float32)
+        z = x[i : i + 1] @ W + clf.intercept_.astype(np.float32)
         p = np.exp(z - z.max())
         p /= p.sum()
         p[0, int(y[i])] -= 1.0
-        per_sample.append({"coef_": (x[i:i + 1].T @ p).astype(np.float32)})
+        per_sample.append({"coef_": (x[i : i + 1].T @ p).astype(np.float32)})
     return gradsign_from_grads(per_sample)
 
 
@@ -961,8 +1083,7 @@ def _skl_export(clf, path: Path, options=None):
     from skl2onnx.common.data_types import FloatTensorType
 
     # name= fixes the graph name (skl2onnx otherwise writes a random uuid there)
-    onx = convert_sklearn(clf, name=path.stem, initial_types=[("input", FloatTensorType([None, 64]))],
-                          options=options)
+    onx = convert_sklearn(clf, name=path.stem, initial_types=[("input", FloatTensorType([None, 64]))], options=options)
     save_model(onx, path)
 
 
@@ -978,27 +1099,41 @@ def build_sklearn_mlp(inp, path: Path, zipmap: bool) -> dict:
     diff = float(np.abs(np.asarray(probs, np.float32) - clf.predict_proba(x).astype(np.float32)).max())
     label_ok = bool((np.asarray(outs[0]) == clf.predict(x)).all())
     score, n, layers = mlp_reference(clf, x, y)
-    route = (f"skl2onnx.convert_sklearn(clf, name='{path.stem}', initial_types=[('input', FloatTensorType([None, 64]))]"
-             + ("" if zipmap else ", options={id(clf): {'zipmap': False}}") + ")")
+    route = (
+        f"skl2onnx.convert_sklearn(clf, name='{path.stem}', initial_types=[('input', FloatTensorType([None, 64]))]"
+        + ("" if zipmap else ", options={id(clf): {'zipmap': False}}")
+        + ")"
+    )
     return {
         "route": route,
-        "input_name": "input", "input_layout": "flat", "inputs_key": "flat",
-        "logits_hint": ("output 'output_label' (int64 argmax) and 'output_probability' = "
-                        + ("ZipMap seq(map(int64, float)) of" if zipmap else "float tensor (N, 10) of")
-                        + " softmax PROBABILITIES; logits are the input of the Softmax node (pre-softmax "
-                        "activations of the last MatMul/Add)"),
+        "input_name": "input",
+        "input_layout": "flat",
+        "inputs_key": "flat",
+        "logits_hint": (
+            "output 'output_label' (int64 argmax) and 'output_probability' = "
+            + ("ZipMap seq(map(int64, float)) of" if zipmap else "float tensor (N, 10) of")
+            + " softmax PROBABILITIES; logits are the input of the Softmax node (pre-softmax "
+            "activations of the last MatMul/Add)"
+        ),
         "output_is_softmax": True,
-        "reference_score": score, "reference_protocol": "no_batchnorm", "n_weights": n, "layers": layers,
-        "export_max_abs_diff": diff, "export_label_matches": label_ok,
+        "reference_score": score,
+        "reference_protocol": "no_batchnorm",
+        "n_weights": n,
+        "layers": layers,
+        "export_max_abs_diff": diff,
+        "export_label_matches": label_ok,
         "classes": [int(c) for c in clf.classes_],
         "fit": "MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0).fit(flat features of the first "
-               "400 training images, their labels)  # sklearn cannot be initialised without fit: FITTED weights",
-        "notes": ("Default options: the probability output goes through ai.onnx.ml ZipMap (a sequence of maps, "
-                  "not a tensor), so the logits/probabilities must be taken from inside the graph. " if zipmap else
-                  "zipmap=False: probabilities are a plain float tensor output. ")
-                 + "Weights are clf.coefs_ (MatMul with initializer operands); reference by numpy backprop of CE on "
-                   "the pre-softmax output, per sample. inputs_key 'flat' = 8x8 average-pooled grayscale "
-                   "(0.299R+0.587G+0.114B of x/255), standardised per feature with the fitting-set mean/std.",
+        "400 training images, their labels)  # sklearn cannot be initialised without fit: FITTED weights",
+        "notes": (
+            "Default options: the probability output goes through ai.onnx.ml ZipMap (a sequence of maps, "
+            "not a tensor), so the logits/probabilities must be taken from inside the graph. "
+            if zipmap
+            else "zipmap=False: probabilities are a plain float tensor output. "
+        )
+        + "Weights are clf.coefs_ (MatMul with initializer operands); reference by numpy backprop of CE on "
+        "the pre-softmax output, per sample. inputs_key 'flat' = 8x8 average-pooled grayscale "
+        "(0.299R+0.587G+0.114B of x/255), standardised per feature with the fitting-set mean/std.",
     }
 
 
@@ -1017,20 +1152,26 @@ def build_sklearn_logreg(inp, path: Path) -> dict:
     score, n, layers = logreg_reference(clf, x, y)
     return {
         "route": "skl2onnx.convert_sklearn(LogisticRegression(max_iter=50).fit(...), name='sklearn_logreg', "
-                 "initial_types=[('input', FloatTensorType([None, 64]))])",
-        "input_name": "input", "input_layout": "flat", "inputs_key": "flat",
+        "initial_types=[('input', FloatTensorType([None, 64]))])",
+        "input_name": "input",
+        "input_layout": "flat",
+        "inputs_key": "flat",
         "logits_hint": "ai.onnx.ml LinearClassifier computes scores inside one op; output_probability is a ZipMap "
-                       "of softmax probabilities",
+        "of softmax probabilities",
         "output_is_softmax": True,
-        "reference_score": None, "reference_protocol": None, "n_weights": None,
-        "reference_score_if_supported": score, "n_weights_if_supported": n, "layers_if_supported": layers,
+        "reference_score": None,
+        "reference_protocol": None,
+        "n_weights": None,
+        "reference_score_if_supported": score,
+        "n_weights_if_supported": n,
+        "layers_if_supported": layers,
         "expected": "refuse",
         "export_max_abs_diff": diff,
         "fit": "LogisticRegression(max_iter=50).fit(flat features of the first 400 training images)",
         "notes": "Negative case: the weights live in attributes of ai.onnx.ml LinearClassifier (no Conv/Gemm/MatMul, "
-                 "no initializer), which onnxruntime-training cannot differentiate; gradsign-rs is expected to "
-                 "refuse it with a clear message. reference_score_if_supported is the multinomial softmax-CE "
-                 "GradSign of coef_ computed in numpy, for information only.",
+        "no initializer), which onnxruntime-training cannot differentiate; gradsign-rs is expected to "
+        "refuse it with a clear message. reference_score_if_supported is the multinomial softmax-CE "
+        "GradSign of coef_ computed in numpy, for information only.",
     }
 
 
@@ -1064,10 +1205,35 @@ def versions(meta: dict) -> tuple[str | None, str | None]:
     return f"scikit-learn {ver('scikit-learn')}", ver("skl2onnx")
 
 
-ORDER = ["name", "file", "framework", "framework_version", "exporter", "exporter_version", "route", "opset",
-         "ir_version", "input_name", "input_layout", "input_shape", "inputs_key", "output_names", "logits_hint",
-         "output_is_softmax", "num_classes", "batchnorm_in_graph", "ops", "reference_score", "reference_protocol",
-         "n_weights", "expected", "export_max_abs_diff", "grad_exact_zero_entries", "grad_tiny_entries", "notes"]
+ORDER = [
+    "name",
+    "file",
+    "framework",
+    "framework_version",
+    "exporter",
+    "exporter_version",
+    "route",
+    "opset",
+    "ir_version",
+    "input_name",
+    "input_layout",
+    "input_shape",
+    "inputs_key",
+    "output_names",
+    "logits_hint",
+    "output_is_softmax",
+    "num_classes",
+    "batchnorm_in_graph",
+    "ops",
+    "reference_score",
+    "reference_protocol",
+    "n_weights",
+    "expected",
+    "export_max_abs_diff",
+    "grad_exact_zero_entries",
+    "grad_tiny_entries",
+    "notes",
+]
 
 
 def main() -> int:
@@ -1097,34 +1263,54 @@ def main() -> int:
             facts = onnx_facts(path)
             entry.update(info)
             entry.setdefault("expected", "score")
-            entry.update({
-                "opset": facts["opset"], "ir_version": facts["ir_version"], "producer": facts["producer"],
-                "input_shape": facts["input_shapes"].get(entry["input_name"]),
-                "graph_inputs": facts["graph_inputs"], "output_names": facts["output_names"],
-                "num_classes": NUM_CLASSES, "batchnorm_in_graph": facts["batchnorm_in_graph"], "ops": facts["ops"],
-                "onnx_checker": facts["checker"], "onnx_functions": facts["functions"],
-                "onnx_scorable_weights": facts["onnx_scorable_weights"],
-                "onnx_scorable_layers": facts["onnx_scorable_layers"],
-                "file_bytes": facts["file_bytes"], "sha256": facts["sha256"],
-            })
+            entry.update(
+                {
+                    "opset": facts["opset"],
+                    "ir_version": facts["ir_version"],
+                    "producer": facts["producer"],
+                    "input_shape": facts["input_shapes"].get(entry["input_name"]),
+                    "graph_inputs": facts["graph_inputs"],
+                    "output_names": facts["output_names"],
+                    "num_classes": NUM_CLASSES,
+                    "batchnorm_in_graph": facts["batchnorm_in_graph"],
+                    "ops": facts["ops"],
+                    "onnx_checker": facts["checker"],
+                    "onnx_functions": facts["functions"],
+                    "onnx_scorable_weights": facts["onnx_scorable_weights"],
+                    "onnx_scorable_layers": facts["onnx_scorable_layers"],
+                    "file_bytes": facts["file_bytes"],
+                    "sha256": facts["sha256"],
+                }
+            )
             if entry.get("layers"):
                 entry["grad_exact_zero_entries"] = sum(v["grad_exact_zero_entries"] for v in entry["layers"].values())
                 entry["grad_tiny_entries"] = sum(v["grad_tiny_entries"] for v in entry["layers"].values())
             if entry.get("n_weights") is not None and facts["onnx_scorable_weights"] != entry["n_weights"]:
-                entry["notes"] += (f" WARNING: the ONNX graph has {facts['onnx_scorable_weights']} weights on "
-                                   f"Conv/Gemm/MatMul initializer operands vs n_weights={entry['n_weights']}.")
+                entry["notes"] += (
+                    f" WARNING: the ONNX graph has {facts['onnx_scorable_weights']} weights on "
+                    f"Conv/Gemm/MatMul initializer operands vs n_weights={entry['n_weights']}."
+                )
             if facts["file_bytes"] > MAX_BYTES:
                 raise RuntimeError(f"{path.name} is {facts['file_bytes']} bytes (> {MAX_BYTES})")
-            print(f"   ok: {facts['file_bytes']} B, opset {facts['opset']}, BN {facts['batchnorm_in_graph']}, "
-                  f"score {entry['reference_score']} ({entry['reference_protocol']}), n {entry['n_weights']}, "
-                  f"onnx weights {facts['onnx_scorable_weights']}, diff {entry['export_max_abs_diff']:.2e}, "
-                  f"checker {facts['checker']}", flush=True)
+            print(
+                f"   ok: {facts['file_bytes']} B, opset {facts['opset']}, BN {facts['batchnorm_in_graph']}, "
+                f"score {entry['reference_score']} ({entry['reference_protocol']}), n {entry['n_weights']}, "
+                f"onnx weights {facts['onnx_scorable_weights']}, diff {entry['export_max_abs_diff']:.2e}, "
+                f"checker {facts['checker']}",
+                flush=True,
+            )
         except Exception as e:  # noqa: BLE001 - recorded in the manifest instead of faked
             traceback.print_exc()
             if path.exists():
                 path.unlink()
-            entry.update({"file": None, "expected": "unavailable", "reference_score": None,
-                          "notes": f"export failed: {type(e).__name__}: {str(e)[:500]}"})
+            entry.update(
+                {
+                    "file": None,
+                    "expected": "unavailable",
+                    "reference_score": None,
+                    "notes": f"export failed: {type(e).__name__}: {str(e)[:500]}",
+                }
+            )
             failed.append(name)
         entries.append({k: entry[k] for k in ORDER if k in entry} | {k: v for k, v in entry.items() if k not in ORDER})
     order = [m[0] for m in MODELS]

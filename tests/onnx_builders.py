@@ -7,7 +7,9 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 
-def nhwc_matmul_classifier(seed: int = 0, *, opset: int = 13, classes: int = 10, size: int = 8) -> tuple[onnx.ModelProto, dict]:
+def nhwc_matmul_classifier(
+    seed: int = 0, *, opset: int = 13, classes: int = 10, size: int = 8
+) -> tuple[onnx.ModelProto, dict]:
     """NHWC input -> Transpose -> Conv(3->4, 3x3) -> Relu -> Flatten -> MatMul(W) + Add(b) -> logits.
 
     Returns the model and its weights by name (for a torch twin).

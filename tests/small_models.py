@@ -13,8 +13,11 @@ class ResidualCNN(nn.Module):
         super().__init__()
         self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU())
         self.block = nn.Sequential(
-            nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-            nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+            nn.Conv2d(16, 16, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16),
+            nn.ReLU(),
+            nn.Conv2d(16, 16, 3, padding=1, bias=False),
+            nn.BatchNorm2d(16),
         )
         self.dead = nn.Conv2d(16, 16, 1)
         self.pool = nn.MaxPool2d(2)
@@ -54,8 +57,12 @@ class MLP(nn.Module):
     def __init__(self, classes: int = 10):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(3 * 32 * 32, 64), nn.ReLU(),
-            nn.Linear(64, 32, bias=False), nn.Tanh(), nn.Linear(32, classes),
+            nn.Flatten(),
+            nn.Linear(3 * 32 * 32, 64),
+            nn.ReLU(),
+            nn.Linear(64, 32, bias=False),
+            nn.Tanh(),
+            nn.Linear(32, classes),
         )
         self.unused = nn.Linear(5, 5)  # never called: the exporter drops it; torch's grad stays None
 
@@ -82,7 +89,9 @@ class PoolingCNN(nn.Module):
 
 def make(name: str, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return {"residual_cnn": ResidualCNN, "affine_free_cnn": AffineFreeCNN, "mlp": MLP, "pooling_cnn": PoolingCNN}[name]()
+    return {"residual_cnn": ResidualCNN, "affine_free_cnn": AffineFreeCNN, "mlp": MLP, "pooling_cnn": PoolingCNN}[
+        name
+    ]()
 
 
 NAMES = ("residual_cnn", "affine_free_cnn", "mlp", "pooling_cnn")

@@ -6,11 +6,10 @@ import itertools
 
 import numpy as np
 import pytest
+from gradsign_rs import GradSignError, SignAccumulator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from gradsign_rs import GradSignError, SignAccumulator
 
 
 def numpy_gradsign(rows: np.ndarray) -> tuple[int, np.ndarray]:
@@ -94,9 +93,14 @@ def test_reset_and_all_zero_gradients():
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda a: a.update(8, np.ones(3, np.float32)), "block of 3 weights at offset 8 runs past the accumulator's 10"),
-        (lambda a: a.update(0, np.ones((2, 2, 2), np.float32)),
-         r"block must be 1-D \(len,\) or 2-D \(samples, len\), got shape \(2, 2, 2\)"),
+        (
+            lambda a: a.update(8, np.ones(3, np.float32)),
+            "block of 3 weights at offset 8 runs past the accumulator's 10",
+        ),
+        (
+            lambda a: a.update(0, np.ones((2, 2, 2), np.float32)),
+            r"block must be 1-D \(len,\) or 2-D \(samples, len\), got shape \(2, 2, 2\)",
+        ),
         (lambda a: a.segment_scores([0, 5, 3]), "5 > 3 is decreasing"),
         (lambda a: a.segment_scores([0, 11]), "bound 11 is past"),
     ],

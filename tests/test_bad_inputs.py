@@ -7,15 +7,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+import gradsign_rs
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
-import gradsign_rs
 from conftest import CIFAR10_TRAIN
 from gradsign_rs import GradSignError, proxies
 from gradsign_rs.data import load_arrays, load_images
+from onnx import TensorProto, helper, numpy_helper
 from onnx_builders import conv_head
 
 RNG = np.random.default_rng(0)
@@ -56,12 +55,22 @@ def _huge_weight() -> onnx.ModelProto:
 def _if_model() -> onnx.ModelProto:
     """The classifier head inside both branches of an If: the weight flows in implicitly."""
     branch = lambda tag: helper.make_graph(  # noqa: E731
-        [helper.make_node("Flatten", ["pooled"], [f"f_{tag}"]), helper.make_node("Gemm", [f"f_{tag}", "w2"], [f"o_{tag}"], transB=1)],
-        tag, [], [helper.make_tensor_value_info(f"o_{tag}", TensorProto.FLOAT, None)])
+        [
+            helper.make_node("Flatten", ["pooled"], [f"f_{tag}"]),
+            helper.make_node("Gemm", [f"f_{tag}", "w2"], [f"o_{tag}"], transB=1),
+        ],
+        tag,
+        [],
+        [helper.make_tensor_value_info(f"o_{tag}", TensorProto.FLOAT, None)],
+    )
     model = conv_head(extra_nodes=[], after="pooled")
     nodes = [n for n in model.graph.node if n.op_type in ("Conv", "GlobalAveragePool")]
     cond = numpy_helper.from_array(np.array(True), "cond")
-    nodes.append(helper.make_node("If", ["cond"], ["logits"], then_branch=branch("then"), else_branch=branch("else"), name="gate"))
+    nodes.append(
+        helper.make_node(
+            "If", ["cond"], ["logits"], then_branch=branch("then"), else_branch=branch("else"), name="gate"
+        )
+    )
     del model.graph.node[:]
     model.graph.node.extend(nodes)
     model.graph.initializer.append(cond)
@@ -92,26 +101,68 @@ API_CASES: list[tuple[str, Callable[[Path], object], str]] = [
     ("model-garbage-bytes", lambda t: gradsign_rs.score(b"\x00garbage\xff" * 9, X, Y), "<bytes>: not an ONNX model"),
     ("model-empty-bytes", lambda t: gradsign_rs.score(b"", X, Y), "not an ONNX model"),
     ("init-negative-dims", lambda t: gradsign_rs.score(_negative_dims(), X, Y), r"initializer 'w1' has negative dims"),
-    ("init-short-data", lambda t: gradsign_rs.score(_short_data(), X, Y), r"initializer 'w1' of shape \[4, 3, 3, 3\] needs 432 bytes"),
+    (
+        "init-short-data",
+        lambda t: gradsign_rs.score(_short_data(), X, Y),
+        r"initializer 'w1' of shape \[4, 3, 3, 3\] needs 432 bytes",
+    ),
     ("init-nan-weight", lambda t: gradsign_rs.score(_nan_weight(), X, Y), r"initializer 'w1' holds 1 NaN or inf"),
-    ("loss-overflow", lambda t: gradsign_rs.score(_huge_weight(), X * 1e30, Y), r"the loss is NaN or inf for \d+ of 4 samples"),
+    (
+        "loss-overflow",
+        lambda t: gradsign_rs.score(_huge_weight(), X * 1e30, Y),
+        r"the loss is NaN or inf for \d+ of 4 samples",
+    ),
     ("control-flow-if", lambda t: gradsign_rs.score(_if_model(), X, Y), r"node 'gate' is a If"),
-    ("external-symlink-out", lambda t: gradsign_rs.score(_external(t, "w.bin", link_to="/etc/passwd"), X, Y),
-     r"external data 'w\.bin' that resolves outside the model's folder"),
-    ("external-dotdot", lambda t: gradsign_rs.score(_external(t, "../secret.bin"), X, Y),
-     r"external data '\.\./secret\.bin' that resolves outside"),
-    ("external-absolute", lambda t: gradsign_rs.score(_external(t, "/etc/passwd"), X, Y), "only paths relative to the model's folder"),
-    ("external-missing", lambda t: gradsign_rs.score(_external(t, "absent.bin"), X, Y), r"external data file 'absent\.bin' .* does not exist"),
+    (
+        "external-symlink-out",
+        lambda t: gradsign_rs.score(_external(t, "w.bin", link_to="/etc/passwd"), X, Y),
+        r"external data 'w\.bin' that resolves outside the model's folder",
+    ),
+    (
+        "external-dotdot",
+        lambda t: gradsign_rs.score(_external(t, "../secret.bin"), X, Y),
+        r"external data '\.\./secret\.bin' that resolves outside",
+    ),
+    (
+        "external-absolute",
+        lambda t: gradsign_rs.score(_external(t, "/etc/passwd"), X, Y),
+        "only paths relative to the model's folder",
+    ),
+    (
+        "external-missing",
+        lambda t: gradsign_rs.score(_external(t, "absent.bin"), X, Y),
+        r"external data file 'absent\.bin' .* does not exist",
+    ),
     ("external-bytes-no-base", lambda t: gradsign_rs.score(_external(t, "w.bin").read_bytes(), X, Y), "pass base_dir="),
-    ("weights-duplicated", lambda t: gradsign_rs.score(conv_head(), X, Y, weights=["w1", "w1"]), r"'w1' is listed more than once"),
-    ("weights-unknown", lambda t: gradsign_rs.score(conv_head(), X, Y, weights=["nope"]), r"'nope' is not an initializer"),
+    (
+        "weights-duplicated",
+        lambda t: gradsign_rs.score(conv_head(), X, Y, weights=["w1", "w1"]),
+        r"'w1' is listed more than once",
+    ),
+    (
+        "weights-unknown",
+        lambda t: gradsign_rs.score(conv_head(), X, Y, weights=["nope"]),
+        r"'nope' is not an initializer",
+    ),
     ("weights-string", lambda t: gradsign_rs.score(conv_head(), X, Y, weights="all"), "weights must be 'conv_linear'"),
-    ("batchnorm-mode", lambda t: gradsign_rs.score(conv_head(), X, Y, batchnorm="eval"), "batchnorm must be 'train' or 'as_exported'"),
+    (
+        "batchnorm-mode",
+        lambda t: gradsign_rs.score(conv_head(), X, Y, batchnorm="eval"),
+        "batchnorm must be 'train' or 'as_exported'",
+    ),
     ("output-unknown", lambda t: gradsign_rs.score(conv_head(), X, Y, output="probs"), r"no output named 'probs'"),
     ("input-unknown", lambda t: gradsign_rs.score(conv_head(), X, Y, input="images"), r"no graph input named 'images'"),
     ("constant-unknown", lambda t: gradsign_rs.score(conv_head(), X, Y, constant_inputs={"flag": 1}), r"'flag'"),
-    ("threads-zero", lambda t: gradsign_rs.score(conv_head(), X, Y, num_threads=0), "num_threads must be between 1 and 1024"),
-    ("threads-huge", lambda t: gradsign_rs.score(conv_head(), X, Y, num_threads=100000), "num_threads must be between 1 and 1024"),
+    (
+        "threads-zero",
+        lambda t: gradsign_rs.score(conv_head(), X, Y, num_threads=0),
+        "num_threads must be between 1 and 1024",
+    ),
+    (
+        "threads-huge",
+        lambda t: gradsign_rs.score(conv_head(), X, Y, num_threads=100000),
+        "num_threads must be between 1 and 1024",
+    ),
     ("threads-float", lambda t: gradsign_rs.score(conv_head(), X, Y, num_threads=1.5), "num_threads must be an int"),
     ("samples-none", lambda t: gradsign_rs.score(conv_head(), X[:0], Y[:0]), "no samples"),
     ("samples-int", lambda t: gradsign_rs.score(conv_head(), X.astype(np.int64), Y), "inputs have dtype int64"),
@@ -120,15 +171,37 @@ API_CASES: list[tuple[str, Callable[[Path], object], str]] = [
     ("labels-shape", lambda t: gradsign_rs.score(conv_head(), X, Y[:3]), r"labels have shape \(3,\)"),
     ("labels-float", lambda t: gradsign_rs.score(conv_head(), X, Y.astype(np.float32)), "labels must be integer"),
     ("labels-negative", lambda t: gradsign_rs.score(conv_head(), X, Y - 1), "labels must be >= 0"),
-    ("labels-uint64-huge", lambda t: gradsign_rs.score(conv_head(), X, np.array([0, 1, 2, 2**63], np.uint64)), "does not fit int64"),
-    ("labels-beyond-logits", lambda t: gradsign_rs.score(conv_head(classes=3), X, Y), r"label 3 .* outside the model's 3 logits"),
-    ("proxy-labels-beyond", lambda t: proxies.compute(["snip"], conv_head(classes=3), X, Y, batch_size=4),
-     r"label 3 .* outside the model's 3 logits"),
-    ("proxy-labels-huge", lambda t: proxies.compute(["grad_norm"], conv_head(), X, np.array([0, 1, 2, 10**9]), batch_size=4),
-     r"label 1000000000 .* outside the model's 10 logits"),
+    (
+        "labels-uint64-huge",
+        lambda t: gradsign_rs.score(conv_head(), X, np.array([0, 1, 2, 2**63], np.uint64)),
+        "does not fit int64",
+    ),
+    (
+        "labels-beyond-logits",
+        lambda t: gradsign_rs.score(conv_head(classes=3), X, Y),
+        r"label 3 .* outside the model's 3 logits",
+    ),
+    (
+        "proxy-labels-beyond",
+        lambda t: proxies.compute(["snip"], conv_head(classes=3), X, Y, batch_size=4),
+        r"label 3 .* outside the model's 3 logits",
+    ),
+    (
+        "proxy-labels-huge",
+        lambda t: proxies.compute(["grad_norm"], conv_head(), X, np.array([0, 1, 2, 10**9]), batch_size=4),
+        r"label 1000000000 .* outside the model's 10 logits",
+    ),
     ("proxy-unknown", lambda t: proxies.compute(["magic"], conv_head(), X, Y), r"unknown proxies \['magic'\]"),
-    ("proxy-batch-zero", lambda t: proxies.compute(["snip"], conv_head(), X, Y, batch_size=0), "batch_size must be an int >= 1"),
-    ("proxy-jacob-cov-one", lambda t: proxies.compute(["jacob_cov"], conv_head(), X, Y, batch_size=1), "jacob_cov .* batch_size must be >= 2"),
+    (
+        "proxy-batch-zero",
+        lambda t: proxies.compute(["snip"], conv_head(), X, Y, batch_size=0),
+        "batch_size must be an int >= 1",
+    ),
+    (
+        "proxy-jacob-cov-one",
+        lambda t: proxies.compute(["jacob_cov"], conv_head(), X, Y, batch_size=1),
+        "jacob_cov .* batch_size must be >= 2",
+    ),
     ("images-missing", lambda t: load_images(t / "none.npz"), "does not exist"),
     ("images-dir", lambda t: load_images(t), "is not a file"),
     ("images-offset-negative", lambda t: load_images(CIFAR10_TRAIN, n=4, offset=-1), "offset must be an int >= 0"),
@@ -147,21 +220,43 @@ def _npz(tmp_path: Path, name: str, **arrays) -> Path:
 FILE_CASES: list[tuple[str, Callable[[Path], object], str]] = [
     ("npz-zero-bytes", lambda t: load_images(_touch(t / "z.npz")), "not a readable .npy/.npz file"),
     ("npz-truncated", lambda t: load_images(_truncated(t)), "not a readable .npy/.npz file"),
-    ("npz-no-y", lambda t: load_images(_npz(t, "a.npz", x=np.zeros((2, 4, 4, 3), np.uint8))), r"expected arrays 'x' \(images\) and 'y'"),
-    ("npz-float-pixels", lambda t: load_images(_npz(t, "f.npz", x=np.zeros((2, 4, 4, 3), np.float32), y=np.zeros(2, int))),
-     "holds float32 values, not uint8 pixels"),
-    ("npz-float-labels", lambda t: load_images(_npz(t, "l.npz", x=np.zeros((2, 4, 4, 3), np.uint8), y=np.array([0.5, 1.0]))),
-     "labels must be integer class indices"),
-    ("npz-nan-labels", lambda t: load_images(_npz(t, "n.npz", x=np.zeros((2, 4, 4, 3), np.uint8), y=np.array([np.nan, 1.0]))),
-     "labels must be integer class indices"),
-    ("npz-string-labels", lambda t: load_images(_npz(t, "s.npz", x=np.zeros((2, 4, 4, 3), np.uint8), y=np.array(["cat", "dog"]))),
-     "labels must be integer class indices"),
+    (
+        "npz-no-y",
+        lambda t: load_images(_npz(t, "a.npz", x=np.zeros((2, 4, 4, 3), np.uint8))),
+        r"expected arrays 'x' \(images\) and 'y'",
+    ),
+    (
+        "npz-float-pixels",
+        lambda t: load_images(_npz(t, "f.npz", x=np.zeros((2, 4, 4, 3), np.float32), y=np.zeros(2, int))),
+        "holds float32 values, not uint8 pixels",
+    ),
+    (
+        "npz-float-labels",
+        lambda t: load_images(_npz(t, "l.npz", x=np.zeros((2, 4, 4, 3), np.uint8), y=np.array([0.5, 1.0]))),
+        "labels must be integer class indices",
+    ),
+    (
+        "npz-nan-labels",
+        lambda t: load_images(_npz(t, "n.npz", x=np.zeros((2, 4, 4, 3), np.uint8), y=np.array([np.nan, 1.0]))),
+        "labels must be integer class indices",
+    ),
+    (
+        "npz-string-labels",
+        lambda t: load_images(_npz(t, "s.npz", x=np.zeros((2, 4, 4, 3), np.uint8), y=np.array(["cat", "dog"]))),
+        "labels must be integer class indices",
+    ),
     ("npz-is-npy", lambda t: load_images(_npy(t)), r"a \.npy array, not an \.npz archive"),
     ("arrays-npy-without-labels", lambda t: load_arrays(_npy(t)), r"give the labels"),
-    ("arrays-int-samples", lambda t: load_arrays(_npz(t, "i.npz", x=np.zeros((2, 4), np.int32), y=np.zeros(2, int))),
-     "samples must be floating point"),
-    ("arrays-label-count", lambda t: load_arrays(_npz(t, "c.npz", x=np.zeros((2, 4), np.float32), y=np.zeros(3, int))),
-     r"2 samples but labels of shape \(3,\)"),
+    (
+        "arrays-int-samples",
+        lambda t: load_arrays(_npz(t, "i.npz", x=np.zeros((2, 4), np.int32), y=np.zeros(2, int))),
+        "samples must be floating point",
+    ),
+    (
+        "arrays-label-count",
+        lambda t: load_arrays(_npz(t, "c.npz", x=np.zeros((2, 4), np.float32), y=np.zeros(3, int))),
+        r"2 samples but labels of shape \(3,\)",
+    ),
 ]
 
 
@@ -183,7 +278,9 @@ def _npy(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("case", "action", "pattern"), API_CASES + FILE_CASES, ids=[c[0] for c in API_CASES + FILE_CASES])
+@pytest.mark.parametrize(
+    ("case", "action", "pattern"), API_CASES + FILE_CASES, ids=[c[0] for c in API_CASES + FILE_CASES]
+)
 def test_bad_input_raises_a_gradsign_error_naming_the_problem(case, action, pattern, tmp_path):
     if "images" in case and not CIFAR10_TRAIN.is_file() and case not in ("images-missing", "images-dir"):
         pytest.skip("needs the shared CIFAR-10 images")
@@ -217,9 +314,21 @@ def test_external_data_inside_the_folder_is_read(tmp_path):
 
 CLI_CASES = [
     ("score-missing-model", ["score", "nope.onnx", "--data", "x.npz"], "does not exist"),
-    ("score-bad-layout", ["score", "{model}", "--data", "{data}", "--layout", "nhwc", "--n", "2"], "do not match the model's input"),
-    ("score-bad-constant", ["score", "{model}", "--data", "{data}", "--constant", "flag"], r"--constant 'flag': expected NAME=VALUE"),
-    ("score-bad-size", ["score", "{model}", "--data", "{data}", "--size", "0", "--n", "2"], "size must be an int between 1 and 4096"),
+    (
+        "score-bad-layout",
+        ["score", "{model}", "--data", "{data}", "--layout", "nhwc", "--n", "2"],
+        "do not match the model's input",
+    ),
+    (
+        "score-bad-constant",
+        ["score", "{model}", "--data", "{data}", "--constant", "flag"],
+        r"--constant 'flag': expected NAME=VALUE",
+    ),
+    (
+        "score-bad-size",
+        ["score", "{model}", "--data", "{data}", "--size", "0", "--n", "2"],
+        "size must be an int between 1 and 4096",
+    ),
     ("score-n-zero", ["score", "{model}", "--data", "{data}", "--n", "0"], "n must be an int >= 1"),
     ("score-data-dir", ["score", "{model}", "--data", "{tmp}"], "is not a file"),
     ("score-unknown-proxy", ["score", "{model}", "--data", "{data}", "--proxies", "magic"], "unknown proxies"),

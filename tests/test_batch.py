@@ -12,10 +12,9 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-
+from conftest import CIFAR10_TRAIN
 from gradsign_rs import GradSignError
 from gradsign_rs.batch import BatchConfig, Job, ResultsFile, resolve_archs, run_batch
-from conftest import CIFAR10_TRAIN
 
 pytestmark = pytest.mark.skipif(not CIFAR10_TRAIN.is_file(), reason="needs the shared NAS-Bench-201 data")
 
@@ -115,8 +114,23 @@ def test_a_failing_network_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
 
 def _start_cli_batch(out, archs: str, lines: int) -> tuple[list[str], subprocess.Popen]:
     """`gradsign batch` on 2 workers in its own process group, returned once `out` has `lines` lines."""
-    command = [sys.executable, "-m", "gradsign_rs", "batch", "--archs", archs, "--n", "4", "--workers", "2",
-               "--out", str(out), "--no-progress", "--data", str(CIFAR10_TRAIN)]
+    command = [
+        sys.executable,
+        "-m",
+        "gradsign_rs",
+        "batch",
+        "--archs",
+        archs,
+        "--n",
+        "4",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--data",
+        str(CIFAR10_TRAIN),
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < lines):
@@ -135,15 +149,21 @@ def test_killed_cli_run_resumes_to_exactly_once(tmp_path):
     table = rows(out)
     assert len(table) == 12 and table["index"].is_unique
     reference = tmp_path / "reference.csv"
-    subprocess.run([*command[:command.index("--out")], "--out", str(reference), "--no-progress", "--data",
-                    str(CIFAR10_TRAIN)], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [*command[: command.index("--out")], "--out", str(reference), "--no-progress", "--data", str(CIFAR10_TRAIN)],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     merged = table.set_index("index")["score"].sort_index()
     assert merged.equals(rows(reference).set_index("index")["score"].sort_index())
 
 
 def test_workers_exit_when_only_the_parent_is_killed(tmp_path):
     _, process = _start_cli_batch(tmp_path / "r.csv", "sample:40", 3)
-    group = [int(p) for p in subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()]
+    group = [
+        int(p) for p in subprocess.run(["pgrep", "-g", str(process.pid)], capture_output=True, text=True).stdout.split()
+    ]
     assert len(group) >= 3, "the parent and its two workers"
     process.kill()  # the parent alone, as an OOM killer or `kill -9 PID` would
     process.wait()
@@ -199,7 +219,16 @@ def test_onnx_files_are_scored_keyed_by_path_and_resumed(tmp_path):
 
     paths = _onnx_files(tmp_path / "models")
     files = config(space="files", num_classes=0, seed=0)
-    assert files.columns == ("model", "score", "mean", "n_weights", "n_samples", "protocol", "protocol_reasons", "seconds")
+    assert files.columns == (
+        "model",
+        "score",
+        "mean",
+        "n_weights",
+        "n_samples",
+        "protocol",
+        "protocol_reasons",
+        "seconds",
+    )
     assert "seed" not in files.to_json() and "num_classes" not in files.to_json()
     out = tmp_path / "r.csv"
     first = run_batch(files, resolve_models(str(paths[0])), out, progress=False)
@@ -221,8 +250,9 @@ def test_a_broken_onnx_file_is_recorded_and_the_others_scored(tmp_path):
     paths = _onnx_files(tmp_path / "models", count=2)
     paths[0].write_bytes(b"not a model")
     out = tmp_path / "r.csv"
-    summary = run_batch(config(space="files", num_classes=0, seed=0), resolve_models(str(tmp_path / "models")), out,
-                        progress=False)
+    summary = run_batch(
+        config(space="files", num_classes=0, seed=0), resolve_models(str(tmp_path / "models")), out, progress=False
+    )
     assert (summary.scored, summary.failed) == (1, 1)
     (error,) = [json.loads(line) for line in (tmp_path / "r.csv.errors.jsonl").read_text().splitlines()]
     assert error["model"] == str(paths[0].resolve()) and "net0.onnx" in error["error"]
@@ -248,12 +278,37 @@ def test_batch_command_scores_a_folder_with_proxies(tmp_path, capsys):
 
     _onnx_files(tmp_path / "models", count=2)
     out = tmp_path / "r.csv"
-    args = ["batch", "--models", str(tmp_path / "models"), "--data", str(CIFAR10_TRAIN), "--n", "4",
-            "--proxies", "gradsign,params", "--proxy-batch-size", "4", "--workers", "1", "--no-progress", "--out", str(out)]
+    args = [
+        "batch",
+        "--models",
+        str(tmp_path / "models"),
+        "--data",
+        str(CIFAR10_TRAIN),
+        "--n",
+        "4",
+        "--proxies",
+        "gradsign,params",
+        "--proxy-batch-size",
+        "4",
+        "--workers",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 0
     table = rows(out)
-    assert list(table.columns) == ["model", "score", "mean", "n_weights", "n_samples", "protocol", "protocol_reasons",
-                                   "params", "seconds"]
+    assert list(table.columns) == [
+        "model",
+        "score",
+        "mean",
+        "n_weights",
+        "n_samples",
+        "protocol",
+        "protocol_reasons",
+        "params",
+        "seconds",
+    ]
     assert (table["protocol"] == "paper").all()
     assert len(table) == 2 and (table["params"] > 0).all()
     assert main(args) == 0 and "scored 0, already done 2" in capsys.readouterr().out

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gradsign_rs import _core, stats
+from gradsign_rs._core import GradSignError, SignAccumulator, bootstrap_rows, hamming_matrix
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from gradsign_rs import _core, stats
-from gradsign_rs._core import GradSignError, SignAccumulator, bootstrap_rows, hamming_matrix
 
 HERE = Path(__file__).resolve().parent
 HUGE = 2**40
@@ -33,8 +32,15 @@ def _child(code: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run `code` in a fresh interpreter with this file importable as `hardening`."""
     prelude = f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_bindings_hardening as hardening\n"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=HERE.parent, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=HERE.parent,
+        check=False,
+    )
 
 
 def _survived(result: subprocess.CompletedProcess[str]) -> str:
@@ -45,10 +51,21 @@ def _survived(result: subprocess.CompletedProcess[str]) -> str:
 
 # --- (a) every case of the issue: the error type and the argument it names ------------------------------------
 
+
 def _hamming_rows() -> int:
     """2**17 rows (the issue's case: a 128 GiB matrix) where that is more than the machine has, else more rows."""
-    total = next((int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal:")), 0) if Path("/proc/meminfo").exists() else 0
+    total = (
+        next(
+            (
+                int(line.split()[1]) * 1024
+                for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal:")
+            ),
+            0,
+        )
+        if Path("/proc/meminfo").exists()
+        else 0
+    )
     return 2**17 if total < 2**37 else 2**24
 
 
@@ -57,32 +74,63 @@ ONE = np.ones(3, np.float32)
 CHILD_CASES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "accumulator 2**40 weights": ("SignAccumulator(2**40)", "MemoryError", ("n_weights=1099511627776", "bytes")),
     "correlate bootstrap 2**40": (
-        "stats.correlate({'a': np.arange(10.0)}, np.arange(10.0), bootstrap=2**40)", "MemoryError",
-        ("bootstrap=1099511627776", "bytes")),
+        "stats.correlate({'a': np.arange(10.0)}, np.arange(10.0), bootstrap=2**40)",
+        "MemoryError",
+        ("bootstrap=1099511627776", "bytes"),
+    ),
     "core correlate bootstrap 2**64-1": (
-        ("_core.correlate([np.arange(10.0)], np.arange(10.0), methods=['kendall'], bootstrap=2**64 - 1, seed=0,"
-         " confidence=0.9)"), "MemoryError", ("bootstrap=18446744073709551615", "bytes")),
-    "bootstrap_rows 10**6 x 10**6": ("bootstrap_rows(10**6, 10**6, 0)", "MemoryError",
-                                     ("bootstrap=1000000", "n=1000000", "bytes")),
+        (
+            "_core.correlate([np.arange(10.0)], np.arange(10.0), methods=['kendall'], bootstrap=2**64 - 1, seed=0,"
+            " confidence=0.9)"
+        ),
+        "MemoryError",
+        ("bootstrap=18446744073709551615", "bytes"),
+    ),
+    "bootstrap_rows 10**6 x 10**6": (
+        "bootstrap_rows(10**6, 10**6, 0)",
+        "MemoryError",
+        ("bootstrap=1000000", "n=1000000", "bytes"),
+    ),
     "hamming_matrix 2**17 rows": (
         "hamming_matrix(np.broadcast_to(np.zeros((1, 4), np.uint8), (hardening._hamming_rows(), 4)))",
-        "MemoryError", ("codes with", "rows", "bytes")),
-    "spearman on 2**40 broadcast values": ("_core.spearman(np.broadcast_to(1.0, 2**40), np.broadcast_to(1.0, 2**40))",
-                                           "MemoryError", ("x and y", "bytes")),
+        "MemoryError",
+        ("codes with", "rows", "bytes"),
+    ),
+    "spearman on 2**40 broadcast values": (
+        "_core.spearman(np.broadcast_to(1.0, 2**40), np.broadcast_to(1.0, 2**40))",
+        "MemoryError",
+        ("x and y", "bytes"),
+    ),
     "num_threads 100000": ("SignAccumulator(3, num_threads=100000)", "GradSignError", ("num_threads", "1..=1024")),
-    "hamming num_threads 2**70": ("hamming_matrix(np.zeros((2, 2), np.uint8), num_threads=2**70)", "GradSignError",
-                                  ("num_threads",)),
+    "hamming num_threads 2**70": (
+        "hamming_matrix(np.zeros((2, 2), np.uint8), num_threads=2**70)",
+        "GradSignError",
+        ("num_threads",),
+    ),
     "correlate num_threads 1025": (
-        ("_core.correlate([np.arange(5.0)], np.arange(5.0), methods=['spearman'], bootstrap=1, seed=0,"
-         " confidence=0.9, num_threads=1025)"), "GradSignError", ("num_threads",)),
+        (
+            "_core.correlate([np.arange(5.0)], np.arange(5.0), methods=['spearman'], bootstrap=1, seed=0,"
+            " confidence=0.9, num_threads=1025)"
+        ),
+        "GradSignError",
+        ("num_threads",),
+    ),
     # Not errors any more: a broadcast (65536, 65536) view is counted in O(65536), exactly.
     "broadcast 65536 x 65536 update": (
-        ("(lambda a: (a.update(0, np.broadcast_to(np.arange(65536, dtype=np.float32) - 100, (65536, 65536))),"
-         " a.score()))(SignAccumulator(65536))[1]"), "ok", (str(65536 * 65535),)),
+        (
+            "(lambda a: (a.update(0, np.broadcast_to(np.arange(65536, dtype=np.float32) - 100, (65536, 65536))),"
+            " a.score()))(SignAccumulator(65536))[1]"
+        ),
+        "ok",
+        (str(65536 * 65535),),
+    ),
     "broadcast 2**31 samples": (
-        "SignAccumulator(3).update(0, np.broadcast_to(np.float32(1), (2**31, 3)))", "GradSignError",
-        ("block", "samples")),
+        "SignAccumulator(3).update(0, np.broadcast_to(np.float32(1), (2**31, 3)))",
+        "GradSignError",
+        ("block", "samples"),
+    ),
 }
+
 
 def run_in_child() -> None:
     """The child's work: every abort-prone case, then every property, each reported on a line of its own."""
@@ -91,8 +139,15 @@ def run_in_child() -> None:
     def report(**record: object) -> None:
         print("@@" + json.dumps(record), flush=True)
 
-    namespace = {"np": np, "_core": _core, "stats": stats, "SignAccumulator": SignAccumulator,
-                 "bootstrap_rows": bootstrap_rows, "hamming_matrix": hamming_matrix, "hardening": sys.modules[__name__]}
+    namespace = {
+        "np": np,
+        "_core": _core,
+        "stats": stats,
+        "SignAccumulator": SignAccumulator,
+        "bootstrap_rows": bootstrap_rows,
+        "hamming_matrix": hamming_matrix,
+        "hardening": sys.modules[__name__],
+    }
     for name, (call, _, _) in CHILD_CASES.items():
         try:
             report(case=name, type="ok", message=str(eval(call, namespace)))
@@ -134,7 +189,7 @@ def test_cli_correlate_with_10_12_resamples_fails_without_aborting(tmp_path):
     (tmp_path / "truth.csv").write_text("index,acc\n" + "".join(f"{i},{i}\n" for i in range(30)))
     result = _child(f"""
         from gradsign_rs.cli import main
-        sys.exit(main(["correlate", {str(tmp_path / 'scores.csv')!r}, "--truth", {str(tmp_path / 'truth.csv')!r},
+        sys.exit(main(["correlate", {str(tmp_path / "scores.csv")!r}, "--truth", {str(tmp_path / "truth.csv")!r},
                        "--target", "acc", "--bootstrap", str(10**12)]))
     """)
     assert result.returncode == 1, _survived(result)
@@ -194,16 +249,22 @@ GRADSIGN_CASES = [
     ("spearman x list", lambda: _core.spearman([1.0, 2.0], np.ones(2)), ("x must", "numpy array")),
     ("spearman lengths", lambda: _core.spearman(np.ones(3), np.ones(2)), ("x has 3", "y has 2")),
     ("spearman nan_policy int", lambda: _core.spearman(np.ones(3), np.ones(3), nan_policy=1), ("nan_policy",)),
-    ("spearman nan_policy unknown", lambda: _core.spearman(np.ones(3), np.ones(3), nan_policy="skip"),
-     ("nan_policy", "skip")),
+    (
+        "spearman nan_policy unknown",
+        lambda: _core.spearman(np.ones(3), np.ones(3), nan_policy="skip"),
+        ("nan_policy", "skip"),
+    ),
     ("kendall variant", lambda: _core.kendall_tau(np.ones(3), np.ones(3), variant="a"), ("variant", "'a'")),
     ("kendall variant int", lambda: _core.kendall_tau(np.ones(3), np.ones(3), variant=2), ("variant",)),
     ("precision k -1", lambda: _core.precision_at_k(np.ones(3), np.ones(3), -1), ("k must", "-1")),
     ("precision k 0", lambda: _core.precision_at_k(np.ones(3), np.ones(3), 0), ("k must", "0")),
     ("precision k 4", lambda: _core.precision_at_k(np.ones(3), np.ones(3), 4), ("k = 4", "1..=3")),
     ("regret k 2**70", lambda: _core.top_k_regret(np.ones(3), np.ones(3), 2**70), ("k =", "too large")),
-    ("regret scores float16 2-D", lambda: _core.top_k_regret(np.ones((1, 3), np.float16), np.ones(3), 1),
-     ("scores must", "float16")),
+    (
+        "regret scores float16 2-D",
+        lambda: _core.top_k_regret(np.ones((1, 3), np.float16), np.ones(3), 1),
+        ("scores must", "float16"),
+    ),
 ]
 
 
@@ -241,6 +302,7 @@ def test_bad_argument_is_a_gradsign_error_naming_it(call, words):
 
 # --- layouts and dtypes: counted correctly or refused by name --------------------------------------------------
 
+
 def _signs(values: np.ndarray) -> np.ndarray:
     """sign as int64 with sign(NaN) = 0, for any real dtype."""
     return np.nan_to_num(np.sign(np.asarray(values, dtype=np.float64)), nan=0.0).astype(np.int64)
@@ -251,8 +313,15 @@ def test_fortran_order_and_every_view_count_like_the_c_ordered_copy():
     block = rng.standard_normal((7, 300)).astype(np.float32)
     block[rng.random(block.shape) < 0.2] = 0.0
     want = _signs(block).sum(axis=0)
-    views = [np.asfortranarray(block), block[::-1], block[:, ::-1], block.T.copy().T, np.asfortranarray(block)[::2],
-             np.asfortranarray(block.astype(np.float64)), block.astype(np.float16)[:, ::3]]
+    views = [
+        np.asfortranarray(block),
+        block[::-1],
+        block[:, ::-1],
+        block.T.copy().T,
+        np.asfortranarray(block)[::2],
+        np.asfortranarray(block.astype(np.float64)),
+        block.astype(np.float16)[:, ::3],
+    ]
     for view in views:
         acc = SignAccumulator(view.shape[1], num_threads=2)
         acc.update(0, view)
@@ -343,15 +412,23 @@ def _names(error: Exception, *names: str) -> bool:
     return any(name in str(error) for name in names)
 
 
-PROPERTY = settings(max_examples=150, deadline=None, database=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 # Mostly valid, so that most examples check a result against numpy.
 COUNTS = st.integers(0, 12) | st.integers(0, 12) | st.integers(0, 12) | st.sampled_from([-1, 2**63, 2**64, 2**70, HUGE])
 
 
 @PROPERTY
-@given(data=arrays(sizes=st.one_of(st.integers(0, 7), st.sampled_from([2**31, HUGE]))), draw=st.data(),
-       threads=st.sampled_from([None, 1, 2]))
+@given(
+    data=arrays(sizes=st.one_of(st.integers(0, 7), st.sampled_from([2**31, HUGE]))),
+    draw=st.data(),
+    threads=st.sampled_from([None, 1, 2]),
+)
 def property_sign_accumulator(data, draw, threads):
     array, base, shape = data
     # Mostly a block that fits (so that most examples check counts against numpy), else any count.
@@ -375,8 +452,11 @@ def property_sign_accumulator(data, draw, threads):
         acc.update(offset, array)
     except GradSignError as exc:
         bad_offset = offset < 0 or offset >= 2**64 or (real and not fits)
-        assert (bad_offset and _names(exc, "offset")) or (not real and _names(exc, "block")) or (
-            real and fits and rows >= 2**31 and _names(exc, "samples")), exc
+        assert (
+            (bad_offset and _names(exc, "offset"))
+            or (not real and _names(exc, "block"))
+            or (real and fits and rows >= 2**31 and _names(exc, "samples"))
+        ), exc
         assert acc.score() == 0, "a refused update must not touch the counters"
         return
     assert real and fits and rows < 2**31, (array.dtype, array.shape, offset)
@@ -384,14 +464,16 @@ def property_sign_accumulator(data, draw, threads):
     if (base.shape[0] if base.ndim == 2 else 1) == 1:
         signs = signs * rows
     want = np.zeros(n_weights, np.int64)
-    want[offset:offset + cols] = np.broadcast_to(signs, (cols,))
+    want[offset : offset + cols] = np.broadcast_to(signs, (cols,))
     np.testing.assert_array_equal(acc.counts(), want)
     assert acc.score() == int(np.abs(want).sum())
 
 
 @PROPERTY
-@given(data=arrays(dtypes=["uint8"] * 6 + ["int8", "bool", "uint16", "float32", "object"]),
-       threads=st.sampled_from([None, 1, 2]))
+@given(
+    data=arrays(dtypes=["uint8"] * 6 + ["int8", "bool", "uint16", "float32", "object"]),
+    threads=st.sampled_from([None, 1, 2]),
+)
 def property_hamming_matrix(data, threads):
     array, _, shape = data
     try:
@@ -420,9 +502,13 @@ def _stat_ok(array: np.ndarray) -> bool:
 
 
 @PROPERTY
-@given(x=arrays(max_ndim=1, dtypes=STAT_DTYPES), y=arrays(max_ndim=1, dtypes=STAT_DTYPES), policy=POLICIES,
-       k=st.one_of(st.integers(-1, 8), st.just(2**70)), which=st.sampled_from(["spearman", "kendall_tau",
-                                                                                "precision_at_k", "top_k_regret"]))
+@given(
+    x=arrays(max_ndim=1, dtypes=STAT_DTYPES),
+    y=arrays(max_ndim=1, dtypes=STAT_DTYPES),
+    policy=POLICIES,
+    k=st.one_of(st.integers(-1, 8), st.just(2**70)),
+    which=st.sampled_from(["spearman", "kendall_tau", "precision_at_k", "top_k_regret"]),
+)
 def property_rank_statistics(x, y, policy, k, which):
     (x, _, _), (y, _, _) = x, y
     function = getattr(_core, which)
@@ -430,8 +516,9 @@ def property_rank_statistics(x, y, policy, k, which):
     try:
         got = function(x, y, *extra, nan_policy=policy)
     except GradSignError as exc:
-        assert _names(exc, "x must", "y must", "x has", "x is NaN", "y is NaN", "scores", "truth", "nan_policy",
-                      "k must", "k ="), exc
+        assert _names(
+            exc, "x must", "y must", "x has", "x is NaN", "y is NaN", "scores", "truth", "nan_policy", "k must", "k ="
+        ), exc
         if _stat_ok(x) and _stat_ok(y) and policy in ("omit", "propagate", "raise") and len(x) == len(y):
             assert extra or policy == "raise", exc  # only k or a NaN under "raise" can be at fault
         return
@@ -444,16 +531,20 @@ def property_rank_statistics(x, y, policy, k, which):
 
 
 @PROPERTY
-@given(n=st.one_of(st.integers(0, 9), st.sampled_from([-1, 2**31, HUGE, 2**70])),
-       bootstrap=st.one_of(st.integers(0, 9), st.sampled_from([-1, HUGE, 2**61 - 1, 2**61, 2**64])),
-       seed=st.one_of(st.integers(0, 5), st.sampled_from([-1, 2**64 - 1, 2**64])))
+@given(
+    n=st.one_of(st.integers(0, 9), st.sampled_from([-1, 2**31, HUGE, 2**70])),
+    bootstrap=st.one_of(st.integers(0, 9), st.sampled_from([-1, HUGE, 2**61 - 1, 2**61, 2**64])),
+    seed=st.one_of(st.integers(0, 5), st.sampled_from([-1, 2**64 - 1, 2**64])),
+)
 def property_bootstrap_rows(n, bootstrap, seed):
     try:
         rows = bootstrap_rows(n, bootstrap, seed)
     except GradSignError as exc:
-        assert (not 0 <= n < 2**31 and _names(exc, "n must")) or (
-            not 0 <= bootstrap < 2**61 and _names(exc, "bootstrap")) or (
-            not 0 <= seed < 2**64 and _names(exc, "seed")), exc
+        assert (
+            (not 0 <= n < 2**31 and _names(exc, "n must"))
+            or (not 0 <= bootstrap < 2**61 and _names(exc, "bootstrap"))
+            or (not 0 <= seed < 2**64 and _names(exc, "seed"))
+        ), exc
         return
     except MemoryError as exc:
         assert n * bootstrap * 4 >= 2**40 and _names(exc, f"bootstrap={bootstrap}", f"n={n}"), exc
@@ -465,21 +556,25 @@ def property_bootstrap_rows(n, bootstrap, seed):
 
 
 @PROPERTY
-@given(columns=st.lists(arrays(max_ndim=1, dtypes=["float64"] * 4 + ["float32", "int64"]), max_size=3),
-       truth=arrays(max_ndim=1, dtypes=["float64"] * 4 + ["object"]),
-       methods=st.one_of(st.lists(st.sampled_from(["spearman", "kendall", "kendall_c"]), max_size=3),
-                         st.sampled_from(["spearman", ["pearson"], [1]])),
-       bootstrap=st.one_of(st.integers(0, 6), st.sampled_from([-1, HUGE])),
-       confidence=st.sampled_from([0.9, 0.5, 0.0, 1.0, float("nan"), "0.9"]),
-       threads=st.sampled_from([None, 1, 2, 0, 1025]))
+@given(
+    columns=st.lists(arrays(max_ndim=1, dtypes=["float64"] * 4 + ["float32", "int64"]), max_size=3),
+    truth=arrays(max_ndim=1, dtypes=["float64"] * 4 + ["object"]),
+    methods=st.one_of(
+        st.lists(st.sampled_from(["spearman", "kendall", "kendall_c"]), max_size=3),
+        st.sampled_from(["spearman", ["pearson"], [1]]),
+    ),
+    bootstrap=st.one_of(st.integers(0, 6), st.sampled_from([-1, HUGE])),
+    confidence=st.sampled_from([0.9, 0.5, 0.0, 1.0, float("nan"), "0.9"]),
+    threads=st.sampled_from([None, 1, 2, 0, 1025]),
+)
 def property_correlate(columns, truth, methods, bootstrap, confidence, threads):
     columns, truth = [c[0] for c in columns], truth[0]
     try:
-        got = _core.correlate(columns, truth, methods=methods, bootstrap=bootstrap, seed=1, confidence=confidence,
-                              num_threads=threads)
+        got = _core.correlate(
+            columns, truth, methods=methods, bootstrap=bootstrap, seed=1, confidence=confidence, num_threads=threads
+        )
     except GradSignError as exc:
-        assert _names(exc, "columns", "truth", "method", "bootstrap", "confidence", "num_threads",
-                      "observations"), exc
+        assert _names(exc, "columns", "truth", "method", "bootstrap", "confidence", "num_threads", "observations"), exc
         return
     except MemoryError as exc:
         assert (bootstrap >= HUGE or len(truth) >= 2**31) and "bytes" in str(exc), exc
@@ -487,14 +582,26 @@ def property_correlate(columns, truth, methods, bootstrap, confidence, threads):
     assert all(_stat_ok(c) for c in columns) and _stat_ok(truth) and 0 < confidence < 1
     assert threads in (None, 1, 2) and isinstance(methods, list)
     assert bootstrap < HUGE or not (columns and methods), "resamples with no statistic to hold need no memory"
-    want = _core.correlate([np.array(c, np.float64) for c in columns], np.array(truth, np.float64),
-                           methods=methods, bootstrap=bootstrap, seed=1, confidence=confidence, num_threads=1)
+    want = _core.correlate(
+        [np.array(c, np.float64) for c in columns],
+        np.array(truth, np.float64),
+        methods=methods,
+        bootstrap=bootstrap,
+        seed=1,
+        confidence=confidence,
+        num_threads=1,
+    )
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 
 
-PROPERTIES = ["property_sign_accumulator", "property_hamming_matrix", "property_rank_statistics",
-              "property_bootstrap_rows", "property_correlate"]
+PROPERTIES = [
+    "property_sign_accumulator",
+    "property_hamming_matrix",
+    "property_rank_statistics",
+    "property_bootstrap_rows",
+    "property_correlate",
+]
 
 
 @pytest.mark.parametrize("name", PROPERTIES)

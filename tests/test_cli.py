@@ -6,10 +6,9 @@ import json
 import subprocess
 import sys
 
+import gradsign_rs
 import numpy as np
 import pytest
-
-import gradsign_rs
 from gradsign_rs.cli import main
 from onnx_builders import conv_head
 
@@ -39,8 +38,18 @@ def test_score_proxies_by_name_match_the_api(files, capsys):
     from gradsign_rs import proxies
 
     model_path, data_path = files
-    args = ["score", str(model_path), "--data", str(data_path), "--n", "12", "--proxies", "gradsign,synflow,params",
-            "--proxy-batch-size", "4"]
+    args = [
+        "score",
+        str(model_path),
+        "--data",
+        str(data_path),
+        "--n",
+        "12",
+        "--proxies",
+        "gradsign,synflow,params",
+        "--proxy-batch-size",
+        "4",
+    ]
     assert main([*args, "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     x, y = gradsign_rs.load_images(data_path, n=12)
@@ -82,7 +91,6 @@ def test_python_dash_m_and_version():
 def test_eval_restricted_to_a_sample(tmp_path, capsys):
     import numpy as np
     import pandas as pd
-
     from gradsign_rs.batch import resolve_archs
     from gradsign_rs.cli import main
 
@@ -93,8 +101,23 @@ def test_eval_restricted_to_a_sample(tmp_path, capsys):
     scores.to_csv(tmp_path / "scores.csv", index=False)
     listing = tmp_path / "archs.txt"
     listing.write_text("\n".join(str(i) for i in range(20)) + "\n")
-    assert main(["eval", str(tmp_path / "scores.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
-                 "--archs", str(listing), "--bootstrap", "0"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "scores.csv"),
+                "--truth",
+                str(tmp_path / "truth.csv"),
+                "--target",
+                "acc",
+                "--archs",
+                str(listing),
+                "--bootstrap",
+                "0",
+            ]
+        )
+        == 0
+    )
     assert "20 networks in both" in capsys.readouterr().out
     assert [j.index for j in resolve_archs(str(listing))] == list(range(20))
 
@@ -109,8 +132,26 @@ def test_eval_of_a_negative_proxy_column_writes_its_report(tmp_path, capsys):
     truth.to_csv(tmp_path / "truth.csv", index=False)
     scores.to_csv(tmp_path / "proxies.csv", index=False)
     report = tmp_path / "report"
-    assert main(["eval", str(tmp_path / "proxies.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
-                 "--score", "jacob_cov", "--bootstrap", "20", "--report", str(report), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "proxies.csv"),
+                "--truth",
+                str(tmp_path / "truth.csv"),
+                "--target",
+                "acc",
+                "--score",
+                "jacob_cov",
+                "--bootstrap",
+                "20",
+                "--report",
+                str(report),
+                "--json",
+            ]
+        )
+        == 0
+    )
     (evaluation,) = json.loads(capsys.readouterr().out)
     assert evaluation["n"] == 60 and evaluation["spearman"] > 0.9
     assert (report / "scatter_acc.png").stat().st_size > 0 and (report / "topk.png").is_file()
@@ -119,7 +160,6 @@ def test_eval_of_a_negative_proxy_column_writes_its_report(tmp_path, capsys):
 def test_eval_splits_nb201_cells_with_and_without_dead_operations(tmp_path, capsys):
     import numpy as np
     import pandas as pd
-
     from gradsign_rs.spaces import nb201
 
     rng = np.random.default_rng(2)
@@ -131,8 +171,23 @@ def test_eval_splits_nb201_cells_with_and_without_dead_operations(tmp_path, caps
     truth.to_csv(tmp_path / "truth.csv", index=False)
     scores.to_csv(tmp_path / "scores.csv", index=False)
     report = tmp_path / "report"
-    assert main(["eval", str(tmp_path / "scores.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
-                 "--bootstrap", "10", "--report", str(report)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(tmp_path / "scores.csv"),
+                "--truth",
+                str(tmp_path / "truth.csv"),
+                "--target",
+                "acc",
+                "--bootstrap",
+                "10",
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "with dead operations: acc Spearman" in out and f"(n={int(dead.sum())})" in out
     subsets = json.loads((report / "evaluation.json").read_text())[-1]["subsets"]
@@ -146,14 +201,28 @@ def test_eval_appendix_ends_the_report_and_a_missing_one_is_named(tmp_path, caps
 
     rng = np.random.default_rng(3)
     truth = pd.DataFrame({"index": np.arange(40), "acc": rng.uniform(10, 90, 40)})
-    truth.assign(score=truth["acc"] + rng.standard_normal(40))[["index", "score"]].to_csv(tmp_path / "s.csv", index=False)
+    truth.assign(score=truth["acc"] + rng.standard_normal(40))[["index", "score"]].to_csv(
+        tmp_path / "s.csv", index=False
+    )
     truth.to_csv(tmp_path / "truth.csv", index=False)
     (tmp_path / "why.md").write_text("## Analysis\n\nThe gap is the image batch.\n")
-    args = ["eval", str(tmp_path / "s.csv"), "--truth", str(tmp_path / "truth.csv"), "--target", "acc",
-            "--bootstrap", "10", "--report", str(tmp_path / "report")]
+    args = [
+        "eval",
+        str(tmp_path / "s.csv"),
+        "--truth",
+        str(tmp_path / "truth.csv"),
+        "--target",
+        "acc",
+        "--bootstrap",
+        "10",
+        "--report",
+        str(tmp_path / "report"),
+    ]
     assert main([*args, "--appendix", str(tmp_path / "why.md")]) == 0
     summary = (tmp_path / "report" / "summary.md").read_text()
-    assert summary.rstrip().endswith("The gap is the image batch.") and summary.index("## Analysis") > summary.index("topk.png")
+    assert summary.rstrip().endswith("The gap is the image batch.") and summary.index("## Analysis") > summary.index(
+        "topk.png"
+    )
     capsys.readouterr()
     assert main([*args, "--appendix", str(tmp_path / "missing.md")]) == 2
     assert "missing.md" in capsys.readouterr().err
@@ -165,7 +234,6 @@ def test_report_score_axis_keeps_zero_scores_one_step_from_the_rest():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import pandas as pd
-
     from gradsign_rs.report import _set_score_scale
 
     fig, axes = plt.subplots(1, 3)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import gradsign_rs
 import numpy as np
 import pytest
-
-import gradsign_rs
 
 torch = pytest.importorskip("torch")
 import small_models as zoo  # noqa: E402

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import gradsign_rs
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
-import gradsign_rs
 from gradsign_rs import GradSignError
+from onnx import TensorProto, helper, numpy_helper
 from onnx_builders import conv_head, graph_with
 
 RNG = np.random.default_rng(0)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import gradsign_rs
 import numpy as np
 import pytest
-
-import gradsign_rs
 from onnx_builders import conv_head, nhwc_matmul_classifier
 
 torch = pytest.importorskip("torch")
@@ -53,4 +52,3 @@ def test_old_opset_is_converted_up():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((4, 8, 8, 3)).astype(np.float32)
     assert gradsign_rs.score(model, x, np.arange(4)).value > 0
-

@@ -18,11 +18,10 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from onnx import numpy_helper
-
 from gradsign_rs._core import GradSignError
 from gradsign_rs.spaces import nb101
 from gradsign_rs.spaces.nb101 import Cell
+from onnx import numpy_helper
 
 TABLE = nb101.table_path()
 needs_table = pytest.mark.skipif(

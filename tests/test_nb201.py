@@ -17,13 +17,12 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn as nn
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from onnx import helper, numpy_helper
-
 from gradsign_rs._core import GradSignError
 from gradsign_rs.spaces import nb201
 from gradsign_rs.spaces.nb201 import Arch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import helper, numpy_helper
 
 TABLE = nb201.index_table_path()
 needs_table = pytest.mark.skipif(
@@ -151,7 +150,7 @@ def test_data_root_is_configurable(monkeypatch, tmp_path):
     assert nb201.data_root() == tmp_path
     assert nb201.index_table_path() == tmp_path / "nb201" / "nb201_cifar10.csv"
     with pytest.raises(FileNotFoundError, match="GRADSIGN_DATA"):
-        Arch.parse(EXAMPLE).index
+        _ = Arch.parse(EXAMPLE).index
 
 
 def test_a_broken_table_is_reported(monkeypatch, tmp_path):
@@ -276,8 +275,14 @@ def test_names_mirror_the_torch_modules_and_weights_follow_torch_init():
     assert all(n.input[1].endswith(".weight") for n in convs)
     # stem + 15 cells x 1 conv edge + 3 convs in each of the 2 reduction blocks
     assert len(convs) == 1 + 15 * 1 + 2 * 3
-    for name in ("stem.0.weight", "cells.3.edges.1<-0.op.1.weight", "cells.5.conv_a.op.1.weight",
-                 "cells.11.downsample.1.weight", "classifier.weight", "classifier.bias"):
+    for name in (
+        "stem.0.weight",
+        "cells.3.edges.1<-0.op.1.weight",
+        "cells.5.conv_a.op.1.weight",
+        "cells.11.downsample.1.weight",
+        "classifier.weight",
+        "classifier.bias",
+    ):
         assert name in inits
     assert not any(".edges.2<-0." in name or ".edges.3<-2." in name for name in inits)  # none / pooling: no params
     for conv in convs:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import gradsign_rs
 import pandas as pd
 import pytest
-
-import gradsign_rs
 from conftest import CIFAR10_TRAIN
 from gradsign_rs.spaces import nb201
 

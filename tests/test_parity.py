@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import gradsign_rs  # noqa: E402
-from torch_reference import gradsign_torch  # noqa: E402
 import small_models as zoo  # noqa: E402
+from torch_reference import gradsign_torch  # noqa: E402
 
 
 @pytest.mark.parametrize("name", zoo.NAMES)

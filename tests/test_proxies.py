@@ -9,11 +9,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import small_models as zoo
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import small_models as zoo
 from conftest import CIFAR10_TRAIN
 from gradsign_rs import GradSignError, proxies
 from gradsign_rs.proxies import ensemble as ens
@@ -43,7 +42,11 @@ def ref_grad_norm(model, x, y) -> float:
 def ref_snip(model, x, y) -> float:
     model = copy.deepcopy(model).train()
     _loss(model, x, y).backward()
-    return sum(float((m.weight.detach() * m.weight.grad).abs().double().sum()) for m in _layers(model) if m.weight.grad is not None)
+    return sum(
+        float((m.weight.detach() * m.weight.grad).abs().double().sum())
+        for m in _layers(model)
+        if m.weight.grad is not None
+    )
 
 
 def ref_grasp(model, x, y) -> float:
@@ -91,7 +94,9 @@ def ref_synflow(model, x) -> float:
             p.abs_()
     out = model(torch.ones((1, *x.shape[1:]), dtype=torch.float64))
     out.sum().backward()
-    return sum(float((m.weight.detach() * m.weight.grad).abs().sum()) for m in _layers(model) if m.weight.grad is not None)
+    return sum(
+        float((m.weight.detach() * m.weight.grad).abs().sum()) for m in _layers(model) if m.weight.grad is not None
+    )
 
 
 def ref_jacob_cov(model, x) -> float:
@@ -207,9 +212,8 @@ def test_nwot_matches_torch_relu_hooks(name, samples):
 
 
 def _nb201_twin(text: str, seed: int):
-    from test_nb201 import _twin_with_onnx_weights
-
     from gradsign_rs.spaces import nb201
+    from test_nb201 import _twin_with_onnx_weights
 
     arch = nb201.Arch.parse(text)
     model = nb201.build_onnx(arch, seed=seed)
@@ -246,7 +250,9 @@ def test_nb201_network_batch_proxies_match_the_torch_twin(samples):
     _close(got["jacob_cov"], ref_jacob_cov(twin, xb), 1e-3)
 
 
-@pytest.mark.parametrize("text", [MIXED, "|skip_connect~0|+|nor_conv_3x3~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_1x1~1|avg_pool_3x3~2|"])
+@pytest.mark.parametrize(
+    "text", [MIXED, "|skip_connect~0|+|nor_conv_3x3~0|skip_connect~1|+|nor_conv_1x1~0|nor_conv_1x1~1|avg_pool_3x3~2|"]
+)
 def test_grasp_of_nb201_networks_matches_the_exact_hessian_product(text, samples):
     # NB201 cells curve the loss strongly along g: a step of 1e-3 was off by 40% here (see grasp.RELATIVE_STEP).
     x, y = samples
@@ -284,12 +290,15 @@ def test_live_params_leave_out_weights_off_every_input_output_path(samples):
     assert got["params"] > got["live_params"] + 16 * 16  # params counts the dead 1x1 conv (and biases, BN)
 
 
-@pytest.mark.parametrize("arch", [
-    "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|none~1|none~2|",  # node 2's ops feed nothing live
-    "|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",  # node 1 is always zero
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|none~2|",  # output cut off: nothing is live
-    "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",  # all live
-])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "|nor_conv_3x3~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|none~1|none~2|",  # node 2's ops feed nothing live
+        "|none~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|none~1|nor_conv_1x1~2|",  # node 1 is always zero
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|none~2|",  # output cut off: nothing is live
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",  # all live
+    ],
+)
 def test_live_params_of_nb201_equal_the_weights_of_the_cell_without_its_dead_edges(samples, arch):
     from gradsign_rs.frontend.weights import scored_weights
     from gradsign_rs.spaces import nb201
@@ -349,11 +358,14 @@ def _nb201_macs(arch) -> int:
     return total + 64 * 10
 
 
-@pytest.mark.parametrize("arch", [
-    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|none~2|",  # cell output is ConstantOfShape
-    "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_1x1~2|",  # node 2 is ConstantOfShape
-    "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",
-])
+@pytest.mark.parametrize(
+    "arch",
+    [
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|none~0|none~1|none~2|",  # cell output is ConstantOfShape
+        "|nor_conv_3x3~0|+|none~0|none~1|+|skip_connect~0|avg_pool_3x3~1|nor_conv_1x1~2|",  # node 2 is ConstantOfShape
+        "|avg_pool_3x3~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_1x1~2|",
+    ],
+)
 def test_flops_of_nb201_networks_match_a_hand_count_even_with_all_none_nodes(samples, arch):
     from gradsign_rs.spaces import nb201
 
@@ -425,7 +437,9 @@ def test_ensemble_ranks_and_orientation():
 
 
 def test_ensemble_ranks_infinities_as_extremes_and_skips_nan():
-    np.testing.assert_allclose(ens.normalized_ranks(np.array([3.0, -np.inf, np.nan, np.inf])), [2 / 3, 1 / 3, np.nan, 1.0])
+    np.testing.assert_allclose(
+        ens.normalized_ranks(np.array([3.0, -np.inf, np.nan, np.inf])), [2 / 3, 1 / 3, np.nan, 1.0]
+    )
 
 
 def test_ensemble_weights_are_a_weighted_mean_of_ranks():
@@ -509,7 +523,17 @@ def test_batch_with_proxies_adds_columns_and_resumes(tmp_path):
     summary = run_batch(config, jobs, out, progress=False)
     assert (summary.scored, summary.skipped) == (1, 1)
     table = pd.read_csv(out)
-    assert tuple(table.columns) == ("index", "arch", "score", "mean", "n_weights", "n_samples", "synflow", "params", "seconds")
+    assert tuple(table.columns) == (
+        "index",
+        "arch",
+        "score",
+        "mean",
+        "n_weights",
+        "n_samples",
+        "synflow",
+        "params",
+        "seconds",
+    )
     meta = json.loads((tmp_path / "p.csv.meta.json").read_text())
     assert meta["proxies"] == ["gradsign", "synflow", "params"] and meta["proxy_batch_size"] == 4
     with pytest.raises(GradSignError, match="other settings"):
@@ -526,9 +550,13 @@ def test_validation_compares_each_shared_proxy_by_rank(tmp_path):
     rng = np.random.default_rng(0)
     index = np.arange(50)
     truth = pd.Series(rng.standard_normal(50), index=index)
-    published = pd.DataFrame({"jacov": truth * 3 + 0.1 * rng.standard_normal(50), "snip": rng.standard_normal(50)}, index=index)
+    published = pd.DataFrame(
+        {"jacov": truth * 3 + 0.1 * rng.standard_normal(50), "snip": rng.standard_normal(50)}, index=index
+    )
     # ours: jacob_cov a monotone transform of the published one; snip unrelated; zico has no published column.
-    ours = pd.DataFrame({"jacob_cov": np.exp(published["jacov"]), "snip": rng.standard_normal(50), "zico": truth}, index=index)
+    ours = pd.DataFrame(
+        {"jacob_cov": np.exp(published["jacov"]), "snip": rng.standard_normal(50), "zico": truth}, index=index
+    )
     ours.loc[3, "snip"] = np.inf  # non-finite values are left out, not ranked
     rows = {r.proxy: r for r in validation.compare(ours, published, truth)}
     assert set(rows) == {"jacob_cov", "snip"}
@@ -540,8 +568,16 @@ def test_validation_compares_each_shared_proxy_by_rank(tmp_path):
     truth_table = pd.DataFrame({"c10valid_test_200ep": truth}, index=index).rename_axis("index")
     for frame, name in ((ours, "ours.csv"), (published, "published.csv"), (truth_table, "truth.csv")):
         frame.to_csv(tmp_path / name)
-    argv = ["validate", str(tmp_path / "ours.csv"), "--published", str(tmp_path / "published.csv"),
-            "--truth", str(tmp_path / "truth.csv"), "--report", str(tmp_path / "report")]
+    argv = [
+        "validate",
+        str(tmp_path / "ours.csv"),
+        "--published",
+        str(tmp_path / "published.csv"),
+        "--truth",
+        str(tmp_path / "truth.csv"),
+        "--report",
+        str(tmp_path / "report"),
+    ]
     assert main(argv) == 1  # snip fails the 0.9 bar
     assert "| jacob_cov | 50 | 1.0000" in (tmp_path / "report" / "validation.md").read_text()
     with pytest.raises(GradSignError, match="no proxy column"):
@@ -555,10 +591,24 @@ def _ensemble_tables(tmp_path, n=300, seed=0):
     rng = np.random.default_rng(seed)
     index = rng.permutation(15625)[:n]
     accuracy = rng.uniform(10, 94, n)
-    pd.DataFrame({"index": index, "arch": "x", "score": accuracy + 15 * rng.standard_normal(n), "mean": 0.1,
-                  "n_weights": 5, "seconds": 1.0}).to_csv(tmp_path / "gs.csv", index=False)
-    pd.DataFrame({"index": index[::-1], "nwot": -accuracy[::-1] + 5 * rng.standard_normal(n),
-                  "noise": rng.standard_normal(n), "seconds": 2.0}).to_csv(tmp_path / "px.csv", index=False)
+    pd.DataFrame(
+        {
+            "index": index,
+            "arch": "x",
+            "score": accuracy + 15 * rng.standard_normal(n),
+            "mean": 0.1,
+            "n_weights": 5,
+            "seconds": 1.0,
+        }
+    ).to_csv(tmp_path / "gs.csv", index=False)
+    pd.DataFrame(
+        {
+            "index": index[::-1],
+            "nwot": -accuracy[::-1] + 5 * rng.standard_normal(n),
+            "noise": rng.standard_normal(n),
+            "seconds": 2.0,
+        }
+    ).to_csv(tmp_path / "px.csv", index=False)
     pd.DataFrame({"index": index, "c10valid_test_200ep": accuracy}).to_csv(tmp_path / "truth.csv", index=False)
     return [str(tmp_path / f) for f in ("gs.csv", "px.csv")], str(tmp_path / "truth.csv")
 
@@ -587,22 +637,51 @@ def test_fixed_ensemble_fits_nothing_and_is_the_label_free_rule_on_every_network
     import json
 
     import pandas as pd
-
     from gradsign_rs.cli import main
     from gradsign_rs.proxies import ensemble as ens
 
     tables, truth = _ensemble_tables(tmp_path)
     report = tmp_path / "fixed"
-    assert main(["ensemble", *tables, "--truth", truth, "--fixed", "gradsign,noise", "--bootstrap", "20",
-                 "--report", str(report)]) == 0
+    assert (
+        main(
+            [
+                "ensemble",
+                *tables,
+                "--truth",
+                truth,
+                "--fixed",
+                "gradsign,noise",
+                "--bootstrap",
+                "20",
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     result = json.loads((report / "ensemble.json").read_text())
     assert result["networks"] == {"train": 0, "evaluation": 300}
-    assert result["rule"] == {"proxies": ["gradsign", "noise"], "signs": [1, 1], "weights": [1.0, 1.0], "aggregation": "log"}
-    joined = pd.read_csv(tables[0]).set_index("index")[["score"]].rename(columns={"score": "gradsign"}).join(
-        pd.read_csv(tables[1]).set_index("index")[["noise"]]).sort_index()
+    assert result["rule"] == {
+        "proxies": ["gradsign", "noise"],
+        "signs": [1, 1],
+        "weights": [1.0, 1.0],
+        "aggregation": "log",
+    }
+    joined = (
+        pd.read_csv(tables[0])
+        .set_index("index")[["score"]]
+        .rename(columns={"score": "gradsign"})
+        .join(pd.read_csv(tables[1]).set_index("index")[["noise"]])
+        .sort_index()
+    )
     truth_values = pd.read_csv(truth).set_index("index").loc[joined.index, "c10valid_test_200ep"].to_numpy()
-    want = ens.spearman(ens.ensemble({p: joined[p].to_numpy(float) for p in ("gradsign", "noise")},
-                                     ens.EnsembleRule(("gradsign", "noise"), (1, 1), None, "log")), truth_values)
+    want = ens.spearman(
+        ens.ensemble(
+            {p: joined[p].to_numpy(float) for p in ("gradsign", "noise")},
+            ens.EnsembleRule(("gradsign", "noise"), (1, 1), None, "log"),
+        ),
+        truth_values,
+    )
     assert result["evaluation"]["ensemble"]["spearman"] == pytest.approx(want, abs=1e-12)
     assert "fixed without labels" in (report / "ensemble.md").read_text()
 
@@ -621,15 +700,16 @@ def test_nwot_normalises_inference_mode_batchnorm_with_batch_statistics(samples)
     # An exporter's default (inference-mode BatchNorm with running mean 5) must not silence every ReLU: nwot's
     # forward pass uses the batch's statistics, as the training pass does.
     from onnx import TensorProto, helper, numpy_helper
-
     from onnx_builders import graph_with
 
     x, y = samples
     rng = np.random.default_rng(0)
     inits = [
         numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
-        numpy_helper.from_array(np.ones(4, np.float32), "scale"), numpy_helper.from_array(np.zeros(4, np.float32), "bias"),
-        numpy_helper.from_array(np.full(4, 5.0, np.float32), "mean"), numpy_helper.from_array(np.ones(4, np.float32), "var"),
+        numpy_helper.from_array(np.ones(4, np.float32), "scale"),
+        numpy_helper.from_array(np.zeros(4, np.float32), "bias"),
+        numpy_helper.from_array(np.full(4, 5.0, np.float32), "mean"),
+        numpy_helper.from_array(np.ones(4, np.float32), "var"),
         numpy_helper.from_array(rng.standard_normal((10, 4)).astype(np.float32), "fc"),
     ]
     nodes = [
@@ -640,8 +720,12 @@ def test_nwot_normalises_inference_mode_batchnorm_with_batch_statistics(samples)
         helper.make_node("Flatten", ["p"], ["f"]),
         helper.make_node("Gemm", ["f", "fc"], ["logits"], transB=1),
     ]
-    model = graph_with(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
-                       [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+    model = graph_with(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
     workspace = proxies.Workspace(model, x, y, batch_size=B)
     (codes,), (trained,) = workspace.forward_relu_codes, workspace.train_pass.relu_inputs
     assert 0.3 < codes.mean() < 0.7
@@ -655,11 +739,15 @@ def test_suite_zero_reads_naslib_op_tuples_into_nb201_indices(tmp_path):
     from gradsign_rs.spaces import nb201
 
     # NASLib ids 0..4 = skip, none, conv3x3, conv1x1, pool; its edge order is (1<-0), (2<-0), (3<-0), (2<-1), ...
-    entries = {"(0, 1, 2, 3, 4, 0)": {"grasp": {"score": 1.5, "time": 0.1}, "val_accuracy": 80.0},
-               "(1, 1, 1, 1, 1, 1)": {"grasp": {"score": -2.0, "time": 0.1}, "val_accuracy": 10.0}}
+    entries = {
+        "(0, 1, 2, 3, 4, 0)": {"grasp": {"score": 1.5, "time": 0.1}, "val_accuracy": 80.0},
+        "(1, 1, 1, 1, 1, 1)": {"grasp": {"score": -2.0, "time": 0.1}, "val_accuracy": 10.0},
+    }
     (tmp_path / "zc.json").write_text(json.dumps({"cifar10": entries}))
     table = validation.read_suite_zero(tmp_path / "zc.json")
-    expected = nb201.Arch.parse("|skip_connect~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|")
+    expected = nb201.Arch.parse(
+        "|skip_connect~0|+|none~0|nor_conv_1x1~1|+|nor_conv_3x3~0|avg_pool_3x3~1|skip_connect~2|"
+    )
     assert table.loc[expected.index, "grasp"] == 1.5
     assert table.loc[nb201.Arch(("none",) * 6).index, "grasp"] == -2.0
     assert list(table.columns) == ["grasp"]  # val_accuracy is not a proxy score

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import gradsign_rs
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
-import gradsign_rs
 from gradsign_rs import engine
 from gradsign_rs.frontend.prune import prune_structural_zeros
 from gradsign_rs.spaces import nb201
+from onnx import TensorProto, helper, numpy_helper
 from onnx_builders import graph_with
 
 DEAD_CELLS = [
@@ -54,12 +53,18 @@ def _zeros_graph(consumer: list[onnx.NodeProto], outputs: list[str], extra_inits
         helper.make_node("ConstantOfShape", ["s"], ["z"], value=numpy_helper.from_array(np.zeros(1, np.float32))),
         *consumer,
     ]
-    return graph_with(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
-                      [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs], list(extra_inits))
+    return graph_with(
+        nodes,
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outputs],
+        list(extra_inits),
+    )
 
 
 def test_an_add_of_zeros_becomes_its_other_operand_and_outputs_match():
-    model = _zeros_graph([helper.make_node("Relu", ["z"], ["rz"]), helper.make_node("Add", ["x", "rz"], ["out"])], ["out"])
+    model = _zeros_graph(
+        [helper.make_node("Relu", ["z"], ["rz"]), helper.make_node("Add", ["x", "rz"], ["out"])], ["out"]
+    )
     x = np.random.default_rng(0).standard_normal((1, 2, 4, 4)).astype(np.float32)
     want = _run(model, x)
     assert prune_structural_zeros(model) == 3  # Shape, ConstantOfShape and Relu go; the Add becomes an Identity
@@ -67,15 +72,22 @@ def test_an_add_of_zeros_becomes_its_other_operand_and_outputs_match():
     np.testing.assert_array_equal(_run(model, x)[0], want[0])
 
 
-@pytest.mark.parametrize("bias, training_mode, weight", [
-    (0.5, 1, 1.0),  # BN(0) = bias: not zero
-    (0.0, 0, 1.0),  # inference-mode BN: (0 - mean) / sqrt(var + eps) need not be zero
-    (0.0, 1, np.nan),  # a non-finite parameter: 0 * nan is nan, not zero
-])
+@pytest.mark.parametrize(
+    "bias, training_mode, weight",
+    [
+        (0.5, 1, 1.0),  # BN(0) = bias: not zero
+        (0.0, 0, 1.0),  # inference-mode BN: (0 - mean) / sqrt(var + eps) need not be zero
+        (0.0, 1, np.nan),  # a non-finite parameter: 0 * nan is nan, not zero
+    ],
+)
 def test_zeros_stop_at_ops_that_would_not_keep_them_zero(bias, training_mode, weight):
-    inits = [numpy_helper.from_array(np.full(2, v, np.float32), n) for n, v in
-             (("scale", weight), ("bias", bias), ("mean", 0.0), ("var", 1.0))]
-    bn = helper.make_node("BatchNormalization", ["z", "scale", "bias", "mean", "var"], ["b"], training_mode=training_mode)
+    inits = [
+        numpy_helper.from_array(np.full(2, v, np.float32), n)
+        for n, v in (("scale", weight), ("bias", bias), ("mean", 0.0), ("var", 1.0))
+    ]
+    bn = helper.make_node(
+        "BatchNormalization", ["z", "scale", "bias", "mean", "var"], ["b"], training_mode=training_mode
+    )
     model = _zeros_graph([bn, helper.make_node("Add", ["x", "b"], ["out"])], ["out"], inits)
     before = len(model.graph.node)
     assert prune_structural_zeros(model) == 0 and len(model.graph.node) == before
@@ -95,8 +107,9 @@ def test_zeros_read_by_other_ops_keep_their_producers_and_unread_nodes_go():
 def test_zero_initializers_are_not_zeros():
     # x * 0 is NaN where x is inf: a Mul by a zero initializer must stay.
     zero = numpy_helper.from_array(np.zeros(1, np.float32), "zero")
-    model = _zeros_graph([helper.make_node("Mul", ["x", "zero"], ["m"]), helper.make_node("Add", ["x", "m"], ["out"])],
-                         ["out"], [zero])
+    model = _zeros_graph(
+        [helper.make_node("Mul", ["x", "zero"], ["m"]), helper.make_node("Add", ["x", "m"], ["out"])], ["out"], [zero]
+    )
     assert prune_structural_zeros(model) == 2  # the unread Shape and ConstantOfShape only
     assert [n.op_type for n in model.graph.node] == ["Mul", "Add"]
 
@@ -135,23 +148,38 @@ def test_unsorted_graphs_keep_what_their_outputs_read():
     model = graph_with(
         [helper.make_node("Relu", ["a"], ["y"]), helper.make_node("Identity", ["x"], ["a"])],
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [],
     )
     assert prune_structural_zeros(model) == 0 and len(model.graph.node) == 2
 
 
 def test_graphs_with_control_flow_are_left_alone():
-    branch = helper.make_graph([helper.make_node("Identity", ["x"], ["b"])], "branch", [],
-                               [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)])
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["b"])],
+        "branch",
+        [],
+        [helper.make_tensor_value_info("b", TensorProto.FLOAT, None)],
+    )
     cond = numpy_helper.from_array(np.array(True), "cond")
-    model = _zeros_graph([helper.make_node("If", ["cond"], ["out"], then_branch=branch, else_branch=branch),
-                          helper.make_node("Relu", ["x"], ["unread"])], ["out"], [cond])
+    model = _zeros_graph(
+        [
+            helper.make_node("If", ["cond"], ["out"], then_branch=branch, else_branch=branch),
+            helper.make_node("Relu", ["x"], ["unread"]),
+        ],
+        ["out"],
+        [cond],
+    )
     assert prune_structural_zeros(model) == 0 and len(model.graph.node) == 4
 
 
 def test_batchnorm_with_zero_epsilon_does_not_pass_zeros():
-    inits = [numpy_helper.from_array(np.full(2, v, np.float32), n) for n, v in
-             (("scale", 1.0), ("bias", 0.0), ("mean", 0.0), ("var", 1.0))]
-    bn = helper.make_node("BatchNormalization", ["z", "scale", "bias", "mean", "var"], ["b"], training_mode=1, epsilon=0.0)
+    inits = [
+        numpy_helper.from_array(np.full(2, v, np.float32), n)
+        for n, v in (("scale", 1.0), ("bias", 0.0), ("mean", 0.0), ("var", 1.0))
+    ]
+    bn = helper.make_node(
+        "BatchNormalization", ["z", "scale", "bias", "mean", "var"], ["b"], training_mode=1, epsilon=0.0
+    )
     model = _zeros_graph([bn, helper.make_node("Add", ["x", "b"], ["out"])], ["out"], inits)
     assert prune_structural_zeros(model) == 0  # 0 / sqrt(0) is NaN, not 0

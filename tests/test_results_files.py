@@ -20,15 +20,29 @@ from gradsign_rs.batch import BatchConfig, Job, ResultsFile, resolve_models, run
 from gradsign_rs.cli import main
 
 needs_images = pytest.mark.skipif(not CIFAR10_TRAIN.is_file(), reason="needs the shared CIFAR-10 images")
-needs_nb201 = pytest.mark.skipif(not (DATA / "nb201" / "nb201_cifar10.csv").is_file(),
-                                 reason="needs the shared NAS-Bench-201 table")
-ROW = {"index": 5, "arch": "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|", "score": 12, "mean": "0.5",
-       "n_weights": 24, "n_samples": 4, "seconds": "0.1000"}
+needs_nb201 = pytest.mark.skipif(
+    not (DATA / "nb201" / "nb201_cifar10.csv").is_file(), reason="needs the shared NAS-Bench-201 table"
+)
+ROW = {
+    "index": 5,
+    "arch": "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+    "score": 12,
+    "mean": "0.5",
+    "n_weights": 24,
+    "n_samples": 4,
+    "seconds": "0.1000",
+}
 
 
 def config(**overrides) -> BatchConfig:
-    settings: dict = {"space": "nb201", "data": str(CIFAR10_TRAIN), "normalize": "cifar10", "num_classes": 10, "n": 4,
-                      "seed": 42}
+    settings: dict = {
+        "space": "nb201",
+        "data": str(CIFAR10_TRAIN),
+        "normalize": "cifar10",
+        "num_classes": 10,
+        "n": 4,
+        "seed": 42,
+    }
     settings.update(overrides)
     return BatchConfig(**settings)
 
@@ -49,8 +63,10 @@ def _results(tmp_path: Path, rows: int = 3) -> Path:
 
 def _hold_lock(path: Path) -> subprocess.Popen:
     """Another process holding the lock of `path`, returned once it holds it."""
-    code = ("import sys, time\nfrom gradsign_rs.batch import ResultsFile\nResultsFile(sys.argv[1]).lock()\n"
-            "print('locked', flush=True)\ntime.sleep(120)\n")
+    code = (
+        "import sys, time\nfrom gradsign_rs.batch import ResultsFile\nResultsFile(sys.argv[1]).lock()\n"
+        "print('locked', flush=True)\ntime.sleep(120)\n"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
@@ -72,8 +88,10 @@ def test_a_second_writer_is_refused_naming_the_first_and_the_lock_dies_with_it(t
     try:
         with pytest.raises(GradSignError, match=rf"r.csv is being written by another process \(pid {holder.pid}: "):
             run_batch(config(), batch.resolve_archs("sample:1"), out, progress=False)
-        assert main(["batch", "--archs", "sample:1", "--data", str(CIFAR10_TRAIN), "--out", str(out),
-                     "--no-progress"]) == 2
+        assert (
+            main(["batch", "--archs", "sample:1", "--data", str(CIFAR10_TRAIN), "--out", str(out), "--no-progress"])
+            == 2
+        )
         err = capsys.readouterr().err
         assert f"pid {holder.pid}" in err and "-c" in err and len(err.strip().splitlines()) == 1
         assert not out.exists() or out.stat().st_size == 0, "the refused run wrote nothing"
@@ -89,8 +107,9 @@ def test_a_second_search_on_one_runs_file_is_refused(tmp_path, capsys):
     out = tmp_path / "runs.csv"
     holder = _hold_lock(out)
     try:
-        assert main(["search", "--algo", "rs", "--runs", "1", "--budget", "500", "--out", str(out),
-                     "--no-progress"]) == 2
+        assert (
+            main(["search", "--algo", "rs", "--runs", "1", "--budget", "500", "--out", str(out), "--no-progress"]) == 2
+        )
         assert f"runs.csv is being written by another process (pid {holder.pid}" in capsys.readouterr().err
     finally:
         _release(holder)
@@ -152,8 +171,22 @@ def test_batch_command_reports_a_damaged_row_then_drops_it_and_goes_on(tmp_path,
     job = batch.resolve_archs("sample:1", sample_seed=5)[0]
     with open(out, "a") as f:
         f.write("garbage\x00row\n")
-    args = ["batch", "--archs", "sample:1", "--sample-seed", "5", "--n", "4", "--data", str(CIFAR10_TRAIN),
-            "--workers", "1", "--no-progress", "--out", str(out)]
+    args = [
+        "batch",
+        "--archs",
+        "sample:1",
+        "--sample-seed",
+        "5",
+        "--n",
+        "4",
+        "--data",
+        str(CIFAR10_TRAIN),
+        "--workers",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "r.csv:2: malformed row: contains a NUL byte" in err and len(err.strip().splitlines()) == 1
@@ -284,13 +317,26 @@ def test_a_model_that_crashes_its_worker_is_recorded_and_not_retried_forever(tmp
 def test_two_workers_survive_a_crash_and_the_run_goes_on(tmp_path):
     _models(tmp_path / "models", ["a.onnx", "b.onnx", "c.onnx", "exit139.onnx"])
     out = tmp_path / "r.csv"
-    summary = run_batch(files_config(), resolve_models(str(tmp_path / "models")), out, workers=2, progress=False,
-                        score_job=crash_on_marked_models)
+    summary = run_batch(
+        files_config(),
+        resolve_models(str(tmp_path / "models")),
+        out,
+        workers=2,
+        progress=False,
+        score_job=crash_on_marked_models,
+    )
     assert (summary.scored, summary.failed, summary.crashed) == (3, 1, 1)
     (error,) = _errors(out)
     assert error["model"].endswith("exit139.onnx") and "worker process crashed (exit code 139)" in error["error"]
-    again = run_batch(files_config(), resolve_models(str(tmp_path / "models")), out, workers=2, progress=False,
-                      retry_crashed=True, score_job=crash_on_marked_models)
+    again = run_batch(
+        files_config(),
+        resolve_models(str(tmp_path / "models")),
+        out,
+        workers=2,
+        progress=False,
+        retry_crashed=True,
+        score_job=crash_on_marked_models,
+    )
     assert (again.skipped, again.crashed) == (3, 1)
 
 
@@ -319,10 +365,26 @@ def test_killing_only_the_parent_during_worker_start_up_leaves_no_process(tmp_pa
     delays = (0.0, 0.3, 1.0, 2.0)
     parents = {}
     for delay in delays:
-        command = [sys.executable, "-m", "gradsign_rs", "batch", "--archs", "sample:6", "--n", "4", "--workers", "2",
-                   "--out", str(tmp_path / f"r{delay}.csv"), "--no-progress", "--data", str(CIFAR10_TRAIN)]
-        parents[delay] = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                          start_new_session=True)
+        command = [
+            sys.executable,
+            "-m",
+            "gradsign_rs",
+            "batch",
+            "--archs",
+            "sample:6",
+            "--n",
+            "4",
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path / f"r{delay}.csv"),
+            "--no-progress",
+            "--data",
+            str(CIFAR10_TRAIN),
+        ]
+        parents[delay] = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
     first_worker: dict[float, float] = {}
     started: dict[float, list[int]] = {}
     deadline = time.time() + 90
@@ -357,37 +419,45 @@ def test_killing_only_the_parent_during_worker_start_up_leaves_no_process(tmp_pa
 
 
 @needs_images
-@pytest.mark.parametrize("flags, named", [
-    (["--proxies", "gradsign,params", "--proxy-batch-size", "0"], "--proxy-batch-size"),
-    (["--seed", "-1"], "--seed"),
-    (["--n", "0"], "--n"),
-    (["--offset", "-3"], "--offset"),
-    (["--workers", "0"], "--workers"),
-    (["--workers", "100000"], "--workers"),
-    (["--size", "0"], "--size"),
-    (["--sample-seed", "-1"], "--sample-seed"),
-])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--proxies", "gradsign,params", "--proxy-batch-size", "0"], "--proxy-batch-size"),
+        (["--seed", "-1"], "--seed"),
+        (["--n", "0"], "--n"),
+        (["--offset", "-3"], "--offset"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "100000"], "--workers"),
+        (["--size", "0"], "--size"),
+        (["--sample-seed", "-1"], "--sample-seed"),
+    ],
+)
 def test_batch_refuses_bad_numbers_before_scoring(tmp_path, capsys, flags, named):
     out = tmp_path / "r.csv"
-    assert main(["batch", "--archs", "sample:2", "--data", str(CIFAR10_TRAIN), "--no-progress", "--out", str(out),
-                 *flags]) == 2
+    assert (
+        main(["batch", "--archs", "sample:2", "--data", str(CIFAR10_TRAIN), "--no-progress", "--out", str(out), *flags])
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.startswith(f"gradsign: error: {named} must be an integer in ") and len(err.strip().splitlines()) == 1
     assert not out.exists()
 
 
-@pytest.mark.parametrize("flags, named", [
-    (["--budget", "inf"], "--budget"),
-    (["--budget", "nan"], "--budget"),
-    (["--budget", "0"], "--budget"),
-    (["--budget", "1e300"], "--budget"),
-    (["--runs", "0"], "--runs"),
-    (["--runs", "1000000000"], "--runs"),
-    (["--candidates", "0"], "--candidates"),
-    (["--seed", "-1"], "--seed"),
-    (["--seed", str(2**63)], "--seed"),
-    (["--workers", "0"], "--workers"),
-])
+@pytest.mark.parametrize(
+    "flags, named",
+    [
+        (["--budget", "inf"], "--budget"),
+        (["--budget", "nan"], "--budget"),
+        (["--budget", "0"], "--budget"),
+        (["--budget", "1e300"], "--budget"),
+        (["--runs", "0"], "--runs"),
+        (["--runs", "1000000000"], "--runs"),
+        (["--candidates", "0"], "--candidates"),
+        (["--seed", "-1"], "--seed"),
+        (["--seed", str(2**63)], "--seed"),
+        (["--workers", "0"], "--workers"),
+    ],
+)
 def test_search_refuses_bad_budgets_and_counts_up_front(capsys, flags, named):
     assert main(["search", "--algo", "rs", "--runs", "1", "--no-progress", *flags]) == 2
     err = capsys.readouterr().err

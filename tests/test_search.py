@@ -8,9 +8,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from conftest import DATA
 from gradsign_rs.cli import main
 from gradsign_rs.search import (
@@ -26,6 +23,8 @@ from gradsign_rs.search import (
     Simulator,
 )
 from gradsign_rs.spaces import nb201
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 TRUTH = DATA / "nb201" / "nb201_cifar10.csv"
 pytestmark = pytest.mark.skipif(not TRUTH.is_file(), reason="needs the shared NAS-Bench-201 data")
@@ -41,11 +40,13 @@ def scores_csv(tmp_path_factory) -> str:
     """A synthetic scores table over the whole space: random scores, random proxy seconds in [0.5, 3)."""
     rng = np.random.default_rng(7)
     path = tmp_path_factory.mktemp("scores") / "synthetic.csv"
-    pd.DataFrame({
-        "index": np.arange(nb201.NUM_ARCHS),
-        "score": rng.standard_normal(nb201.NUM_ARCHS),
-        "seconds": rng.uniform(0.5, 3.0, nb201.NUM_ARCHS).round(4),
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "index": np.arange(nb201.NUM_ARCHS),
+            "score": rng.standard_normal(nb201.NUM_ARCHS),
+            "seconds": rng.uniform(0.5, 3.0, nb201.NUM_ARCHS).round(4),
+        }
+    ).to_csv(path, index=False)
     return str(path)
 
 
@@ -76,7 +77,9 @@ def test_simulator_returns_the_table_and_charges_time_exactly(table):
     assert sim.elapsed == clock + 2.5 and len(sim.history) == 3
     # The incumbent only changes on a strictly better reward; the best is the max reward, earliest on ties.
     assert sim.best.reward == max(rewards)
-    assert [i for _, i in sim.incumbents] == [i for k, i in enumerate(picks) if rewards[k] > max(rewards[:k], default=-1)]
+    assert [i for _, i in sim.incumbents] == [
+        i for k, i in enumerate(picks) if rewards[k] > max(rewards[:k], default=-1)
+    ]
 
 
 def test_a_charge_that_exactly_fills_the_budget_is_made(table):
@@ -180,8 +183,9 @@ def test_each_algorithm_improves_on_its_first_evaluation_on_average(table, algo)
 def test_a_partial_scores_table_is_refused_with_the_missing_count(tmp_path, scores_csv, capsys):
     partial = tmp_path / "partial.csv"
     pd.read_csv(scores_csv).iloc[:-37].to_csv(partial, index=False)
-    code = main(["search", "--algo", "rs", "--assist", "gradsign", "--scores", str(partial), "--runs", "1",
-                 "--no-progress"])
+    code = main(
+        ["search", "--algo", "rs", "--assist", "gradsign", "--scores", str(partial), "--runs", "1", "--no-progress"]
+    )
     assert code == 2
     assert "37 networks missing" in capsys.readouterr().err
 
@@ -205,8 +209,23 @@ def run_cli(*args: str) -> int:
 
 def test_cli_end_to_end(tmp_path, scores_csv, capsys):
     out, report = tmp_path / "runs.csv", tmp_path / "report"
-    code = run_cli("--algo", "rs,bohb", "--assist", "gradsign", "--scores", scores_csv, "--runs", "2",
-                   "--budget", "1500", "--out", str(out), "--report", str(report), "--json")
+    code = run_cli(
+        "--algo",
+        "rs,bohb",
+        "--assist",
+        "gradsign",
+        "--scores",
+        scores_csv,
+        "--runs",
+        "2",
+        "--budget",
+        "1500",
+        "--out",
+        str(out),
+        "--report",
+        str(report),
+        "--json",
+    )
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     groups = {(g["algo"], g["assist"]): g for g in payload["groups"]}
@@ -237,8 +256,9 @@ def test_resume_after_a_partial_runs_file_gives_each_run_once(tmp_path, capsys):
     resumed, reference = pd.read_csv(out), pd.read_csv(fresh)
     keys = ["algo", "assist", "seed"]
     assert not resumed.duplicated(keys).any() and len(resumed) == 10
-    pd.testing.assert_frame_equal(resumed.sort_values(keys).reset_index(drop=True),
-                                  reference.sort_values(keys).reset_index(drop=True))
+    pd.testing.assert_frame_equal(
+        resumed.sort_values(keys).reset_index(drop=True), reference.sort_values(keys).reset_index(drop=True)
+    )
     capsys.readouterr()
     assert run_cli(*common[:2], "--budget", "1000", "--runs", "2", "--out", str(out)) == 2
     assert "was made with other settings (budget: file has '2000', this run '1000')" in capsys.readouterr().err

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.stats
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from gradsign_rs import GradSignError, stats
 from gradsign_rs.cli import main
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 TOLERANCE = 1e-12
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -120,29 +119,37 @@ def test_raise_names_the_first_nan_or_computes(sample):
             function(x, y, nan_policy="raise")
 
 
-@pytest.mark.parametrize("x, y", [
-    ([], []),
-    ([1.0], [2.0]),
-    ([1.0, 2.0], [2.0, 1.0]),
-    ([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]),
-    ([5.0, 5.0, 5.0, 5.0], [1.0, 2.0, 3.0, 4.0]),
-    ([1.0, 1.0, 2.0, 2.0], [1.0, 2.0, 1.0, 2.0]),
-    ([0.0, -0.0, 1.0], [1.0, 2.0, 3.0]),
-    ([np.inf, 2.0, 3.0, 3.0], [1.0, 2.0, 1.0, -np.inf]),
-])
+@pytest.mark.parametrize(
+    "x, y",
+    [
+        ([], []),
+        ([1.0], [2.0]),
+        ([1.0, 2.0], [2.0, 1.0]),
+        ([1.0, 2.0, 3.0], [4.0, 4.0, 4.0]),
+        ([5.0, 5.0, 5.0, 5.0], [1.0, 2.0, 3.0, 4.0]),
+        ([1.0, 1.0, 2.0, 2.0], [1.0, 2.0, 1.0, 2.0]),
+        ([0.0, -0.0, 1.0], [1.0, 2.0, 3.0]),
+        ([np.inf, 2.0, 3.0, 3.0], [1.0, 2.0, 1.0, -np.inf]),
+    ],
+)
 def test_degenerate_inputs_give_what_scipy_gives(x, y):
     # scipy: nan for a constant input and for n < 2, a value from n = 2 on; infinities are ordinary values.
     x, y = np.array(x), np.array(y)
     assert_same(stats.spearman(x, y), scipy_statistic(scipy.stats.spearmanr, x, y))
     for variant in ("b", "c"):
-        assert_same(stats.kendall_tau(x, y, variant=variant), scipy_statistic(scipy.stats.kendalltau, x, y, variant=variant))
+        assert_same(
+            stats.kendall_tau(x, y, variant=variant), scipy_statistic(scipy.stats.kendalltau, x, y, variant=variant)
+        )
 
 
-@pytest.mark.parametrize("x, y", [
-    ([1.0, np.nan, np.nan], [1.0, 2.0, 3.0]),  # one pair left
-    ([np.nan, np.nan], [1.0, 2.0]),  # none left
-    ([1.0, 1.0, np.nan], [1.0, 2.0, 3.0]),  # constant once the NaN pair is dropped
-])
+@pytest.mark.parametrize(
+    "x, y",
+    [
+        ([1.0, np.nan, np.nan], [1.0, 2.0, 3.0]),  # one pair left
+        ([np.nan, np.nan], [1.0, 2.0]),  # none left
+        ([1.0, 1.0, np.nan], [1.0, 2.0, 3.0]),  # constant once the NaN pair is dropped
+    ],
+)
 def test_omit_leaving_too_few_or_constant_pairs_is_nan(x, y):
     assert np.isnan(stats.spearman(x, y)) and np.isnan(stats.kendall_tau(x, y))
     assert np.isnan(scipy_statistic(scipy.stats.kendalltau, x, y, nan_policy="omit"))
@@ -166,7 +173,9 @@ def test_lists_and_any_real_dtype_equal_float64():
     want = stats.kendall_tau(np.array(x, np.float64), np.array(y, np.float64))
     for dtype in (np.int8, np.uint16, np.int64, np.float32, bool):
         typed = np.array(x, dtype)
-        assert stats.kendall_tau(typed, np.array(y)) == stats.kendall_tau(typed.astype(np.float64), np.array(y, np.float64))
+        assert stats.kendall_tau(typed, np.array(y)) == stats.kendall_tau(
+            typed.astype(np.float64), np.array(y, np.float64)
+        )
     assert stats.kendall_tau(x, y) == want
     assert stats.spearman(x, y) == stats.spearman(np.array(x, np.float64), np.array(y, np.float64))
     # Non-contiguous views are read correctly.
@@ -244,8 +253,18 @@ def test_correlate_estimates_equal_the_single_calls(table):
     columns, truth = table
     result = stats.correlate(columns, truth, methods=("spearman", "kendall", "kendall_c"), bootstrap=20)
     assert list(result.index) == list(columns)
-    assert list(result.columns) == ["n", "spearman", "spearman_low", "spearman_high", "kendall", "kendall_low",
-                                    "kendall_high", "kendall_c", "kendall_c_low", "kendall_c_high"]
+    assert list(result.columns) == [
+        "n",
+        "spearman",
+        "spearman_low",
+        "spearman_high",
+        "kendall",
+        "kendall_low",
+        "kendall_high",
+        "kendall_c",
+        "kendall_c_low",
+        "kendall_c_high",
+    ]
     for name, x in columns.items():
         row = result.loc[name]
         assert row["n"] == np.sum(~np.isnan(x))
@@ -335,8 +354,16 @@ def test_report_evaluate_reads_the_intervals(table):
 def csv_files(tmp_path, table):
     columns, truth = table
     n = len(truth)
-    scores = pd.DataFrame({"index": np.arange(n), "arch": [f"a{i}" for i in range(n)], **columns,
-                           "n_samples": 128, "n_weights": 1000, "seconds": 0.5})
+    scores = pd.DataFrame(
+        {
+            "index": np.arange(n),
+            "arch": [f"a{i}" for i in range(n)],
+            **columns,
+            "n_samples": 128,
+            "n_weights": 1000,
+            "seconds": 0.5,
+        }
+    )
     # The truth table covers all rows but in another order, and one extra network.
     truth_table = pd.DataFrame({"index": np.arange(n + 1), "acc": np.append(truth, 50.0), "other": 1.0}).iloc[::-1]
     scores.to_csv(tmp_path / "scores.csv", index=False)
@@ -347,8 +374,24 @@ def csv_files(tmp_path, table):
 def test_cli_json_matches_the_api(csv_files, table, capsys):
     columns, truth = table
     scores, truth_path = csv_files
-    assert main(["correlate", str(scores), "--truth", str(truth_path), "--target", "acc", "--bootstrap", "40",
-                 "--seed", "5", "--json"]) == 0
+    assert (
+        main(
+            [
+                "correlate",
+                str(scores),
+                "--truth",
+                str(truth_path),
+                "--target",
+                "acc",
+                "--bootstrap",
+                "40",
+                "--seed",
+                "5",
+                "--json",
+            ]
+        )
+        == 0
+    )
     payload = json.loads(capsys.readouterr().out)
     assert payload["rows"] == len(truth) and payload["target"] == "acc"
     assert list(payload["columns"]) == list(columns)  # the run metadata columns are not scores
@@ -363,8 +406,23 @@ def test_cli_json_matches_the_api(csv_files, table, capsys):
 
 def test_cli_table_and_column_choice(csv_files, capsys):
     scores, truth_path = csv_files
-    assert main(["correlate", str(scores), "--truth", str(truth_path), "--target", "acc", "--bootstrap", "0",
-                 "--columns", "good,coarse"]) == 0
+    assert (
+        main(
+            [
+                "correlate",
+                str(scores),
+                "--truth",
+                str(truth_path),
+                "--target",
+                "acc",
+                "--bootstrap",
+                "0",
+                "--columns",
+                "good,coarse",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert "400 rows" in lines[0]

@@ -3,8 +3,7 @@
 Per-sample gradients come from onnxruntime-training; a Rust core reduces their signs with bounded memory.
 """
 
-from gradsign_rs._core import GradSignError, SignAccumulator
-from gradsign_rs._core import __version__
+from gradsign_rs._core import GradSignError, SignAccumulator, __version__
 from gradsign_rs.data import load_images
 from gradsign_rs.engine import GradientProgram, GradientSource, prepare
 from gradsign_rs.score import Score, score

@@ -50,18 +50,22 @@ class SignAccumulator:
 
 def spearman(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], *, nan_policy: str = "omit") -> float:
     """Spearman's rho with average ranks for ties, as scipy.stats.spearmanr's statistic."""
+
 def kendall_tau(
     x: npt.NDArray[np.float64], y: npt.NDArray[np.float64], *, variant: str = "b", nan_policy: str = "omit"
 ) -> float:
     """Kendall's tau-b ("b") or tau-c ("c") in O(n log n), as scipy.stats.kendalltau's statistic."""
+
 def precision_at_k(
     scores: npt.NDArray[np.float64], truth: npt.NDArray[np.float64], k: int, *, nan_policy: str = "omit"
 ) -> float:
     """Fraction of the true top-k found in the top-k by score."""
+
 def top_k_regret(
     scores: npt.NDArray[np.float64], truth: npt.NDArray[np.float64], k: int, *, nan_policy: str = "omit"
 ) -> float:
     """Best truth overall minus the best truth among the top-k by score."""
+
 def correlate(
     columns: list[npt.NDArray[np.float64]],
     truth: npt.NDArray[np.float64],
@@ -73,7 +77,9 @@ def correlate(
     num_threads: int | None = None,
 ) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Pairs used (C,), estimates, interval lows and highs (C, len(methods)); NaN pairs omitted."""
+
 def bootstrap_rows(n: int, bootstrap: int, seed: int) -> npt.NDArray[np.uint32]:
     """The rows each resample of `correlate` draws: shape (bootstrap, n)."""
+
 def hamming_matrix(codes: npt.NDArray[np.uint8], *, num_threads: int | None = None) -> npt.NDArray[np.uint64]:
     """Hamming distances between the rows of bit-packed codes (e.g. np.packbits(..., axis=1)): (rows, rows)."""

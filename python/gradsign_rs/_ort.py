@@ -28,7 +28,7 @@ def _import_onnxruntime():
 
 ort = _import_onnxruntime()
 
-from onnxruntime.capi import _pybind_state as capi  # noqa: E402  (needs the import above first)
+from onnxruntime.capi import _pybind_state as capi  # noqa: E402, F401  (re-exported; needs the import above first)
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
 
@@ -40,5 +40,7 @@ def provider_name(provider: str) -> str:
     name = PROVIDERS.get(provider.lower(), provider)
     available = ort.get_available_providers()
     if name not in available:
-        raise GradSignError(f"execution provider {provider!r} is not available in this onnxruntime build; available: {available}")
+        raise GradSignError(
+            f"execution provider {provider!r} is not available in this onnxruntime build; available: {available}"
+        )
     return name

@@ -29,12 +29,15 @@ import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Self, cast
+from typing import TYPE_CHECKING, Self, cast
 
 import numpy as np
 
 from gradsign_rs._core import GradSignError
 from gradsign_rs.processes import imap_unordered
+
+if TYPE_CHECKING:
+    from gradsign_rs.score import Score
 
 COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds")
 SPACES = ("nb201", "files")
@@ -346,8 +349,7 @@ class ResultsFile:
                 os.close(fd)
                 who = f"pid {holder[0]}: {holder[1]}" if len(holder) == 2 else "a process that is starting"
                 raise GradSignError(
-                    f"{self.path} is being written by another process ({who}); wait for it to end, or use another "
-                    "--out"
+                    f"{self.path} is being written by another process ({who}); wait for it to end, or use another --out"
                 ) from None
             except OSError as exc:
                 os.close(fd)
@@ -388,8 +390,9 @@ class ResultsFile:
 
     def _check_path(self) -> None:
         if self.path.is_dir():
-            raise GradSignError(f"--out {str(self.path)!r} is a folder; give a file path such as "
-                                f"{str(self.path / 'results.csv')!r}")
+            raise GradSignError(
+                f"--out {str(self.path)!r} is a folder; give a file path such as {str(self.path / 'results.csv')!r}"
+            )
 
     def recorded_settings(self) -> dict[str, object]:
         """The settings in the sidecar, or GradSignError naming it when it cannot be read."""
@@ -519,8 +522,7 @@ class ResultsFile:
         temporary = self._beside(".tmp")
         try:
             with open(self.malformed_path, "ab") as f:
-                f.write(b"".join(record.raw if record.raw.endswith(b"\n") else record.raw + b"\n"
-                                 for record, _ in bad))
+                f.write(b"".join(record.raw if record.raw.endswith(b"\n") else record.raw + b"\n" for record, _ in bad))
                 f.flush()
                 os.fsync(f.fileno())
             with open(temporary, "wb") as f:
@@ -595,6 +597,7 @@ def _job_model(job: Job, config: BatchConfig, inputs: np.ndarray) -> object:
         return job.model
     from gradsign_rs.spaces import nb201
 
+    assert job.arch is not None, "a search-space job has an arch"
     arch = nb201.Arch.parse(job.arch)
     return nb201.build_onnx(arch, num_classes=config.num_classes, seed=config.seed, input_size=inputs.shape[-1])
 
@@ -604,6 +607,8 @@ def _score_job(job: Job) -> JobResult:
     from gradsign_rs.score import score
 
     config: BatchConfig = _worker_state["config"]  # type: ignore[assignment]
+    inputs: np.ndarray
+    labels: np.ndarray
     inputs, labels = _worker_state["data"]  # type: ignore[misc]
     if config.proxies != DEFAULT_PROXIES:
         return _score_job_proxies(job, config, inputs, labels)
@@ -626,7 +631,7 @@ def _score_job(job: Job) -> JobResult:
     return job, row, None
 
 
-def _protocol_columns(config: BatchConfig, result: object) -> dict[str, object]:
+def _protocol_columns(config: BatchConfig, result: Score) -> dict[str, object]:
     """The protocol columns of an ONNX-file row: "paper" or "flagged", and the reasons joined by "; "."""
     if config.space != "files":
         return {}
@@ -718,8 +723,15 @@ def run_batch(
                 bar.set_postfix(failed=failed, refresh=False)
         finally:
             bar.close()
-    return BatchSummary(scored, len(jobs) - len(todo) - given_up, failed, time.perf_counter() - start,
-                        crashed=crashed, given_up=given_up, dropped=len(results.dropped))
+    return BatchSummary(
+        scored,
+        len(jobs) - len(todo) - given_up,
+        failed,
+        time.perf_counter() - start,
+        crashed=crashed,
+        given_up=given_up,
+        dropped=len(results.dropped),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -730,8 +742,9 @@ class _Crash:
     returncode: int
 
 
-def _execute(config: BatchConfig, todo: list[Job], workers: int, score_job: Callable[[Job], JobResult],
-             isolate: bool) -> Iterator[tuple[Job, dict[str, object] | None, str | None, str | None]]:
+def _execute(
+    config: BatchConfig, todo: list[Job], workers: int, score_job: Callable[[Job], JobResult], isolate: bool
+) -> Iterator[tuple[Job, dict[str, object] | None, str | None, str | None]]:
     """(job, row, error, crash) for every job as it finishes; `crash` says how the job's worker died, else None."""
     if not todo:
         return
@@ -742,8 +755,9 @@ def _execute(config: BatchConfig, todo: list[Job], workers: int, score_job: Call
         return
     from gradsign_rs.processes import describe_exit
 
-    for result in imap_unordered(score_job, todo, workers=workers, initializer=_init_worker, initargs=(config,),
-                                 on_crash=_Crash):
+    for result in imap_unordered(
+        score_job, todo, workers=workers, initializer=_init_worker, initargs=(config,), on_crash=_Crash
+    ):
         if isinstance(result, _Crash):
             crash = describe_exit(result.returncode)
             yield result.job, None, f"worker process crashed ({crash}) while scoring {result.job}", crash

@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gradsign: out of memory: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # a file the commands did not name (they raise GradSignError for the ones they read)
-        print(f"gradsign: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
-              file=sys.stderr)
+        print(
+            f"gradsign: error: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""), file=sys.stderr
+        )
         return 1
     except KeyboardInterrupt:
         print("gradsign: interrupted", file=sys.stderr)

@@ -53,8 +53,10 @@ def load_images(
         raise GradSignError(f"{path}: expected arrays 'x' (images) and 'y' (labels), found {sorted(loaded)}")
     x, y = loaded["x"], loaded["y"]
     if x.dtype != np.uint8:
-        raise GradSignError(f"{path}: 'x' holds {x.dtype} values, not uint8 pixels; preprocessed arrays are read "
-                            "as they are by gradsign_rs.data.load_arrays (CLI: the same --data, no --normalize)")
+        raise GradSignError(
+            f"{path}: 'x' holds {x.dtype} values, not uint8 pixels; preprocessed arrays are read "
+            "as they are by gradsign_rs.data.load_arrays (CLI: the same --data, no --normalize)"
+        )
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise GradSignError(f"{path}: 'x' must be N x H x W x C images with C in (1, 3), got shape {x.shape}")
     if y.shape != (x.shape[0],):
@@ -97,7 +99,9 @@ def check_labels_array(labels: np.ndarray, where: str) -> np.ndarray:
     if not np.issubdtype(labels.dtype, np.integer):
         raise GradSignError(f"{where}: labels must be integer class indices, got dtype {labels.dtype}")
     if labels.size and int(labels.min()) < 0:
-        raise GradSignError(f"{where}: labels must be >= 0, found {int(labels.min())} at index {int(np.argmin(labels))}")
+        raise GradSignError(
+            f"{where}: labels must be >= 0, found {int(labels.min())} at index {int(np.argmin(labels))}"
+        )
     if labels.size and int(labels.max()) > np.iinfo(np.int64).max:
         raise GradSignError(f"{where}: label {int(labels.max())} does not fit int64")
     return labels.astype(np.int64)

@@ -33,6 +33,7 @@ from gradsign_rs.ort_errors import explain
 # onnxruntime's graph transformers log at INFO by default: keep warnings and errors only.
 ort.set_default_logger_severity(3)
 
+
 @dataclasses.dataclass(frozen=True)
 class GradientProgram:
     """A prepared model: the gradient graph and everything needed to feed it and lay out its gradients."""
@@ -127,7 +128,9 @@ def program_of(network: Network) -> GradientProgram:
     proto = _pruned(proto, network.weights, logits)
     live = reachable_weights(proto, list(network.weights), logits)
     if not live:
-        raise GradSignError(f"{source}: none of the {len(network.weights)} scored weights reaches the output {logits!r}")
+        raise GradSignError(
+            f"{source}: none of the {len(network.weights)} scored weights reaches the output {logits!r}"
+        )
     loss_model, values = _loss_graph(proto, logits, live)
     loss_bytes = loss_model.SerializeToString()
     key = hashlib.sha256(loss_bytes).hexdigest()

@@ -34,7 +34,9 @@ def _op_of(model: onnx.ModelProto | None, name: str) -> str | None:
     return next((node.op_type for node in model.graph.node if node.name == name), None)
 
 
-def explain(exc: BaseException, *, source: str, what: str, model: onnx.ModelProto | bytes | None = None) -> GradSignError:
+def explain(
+    exc: BaseException, *, source: str, what: str, model: onnx.ModelProto | bytes | None = None
+) -> GradSignError:
     """A GradSignError for an onnxruntime failure while doing `what`, naming the node and op when the text allows."""
     text = str(exc)
     if isinstance(model, (bytes, bytearray)):

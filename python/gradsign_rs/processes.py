@@ -108,7 +108,8 @@ class _Worker:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", _BOOTSTRAP, str(os.getpid()), str(child_read), str(child_write)],
-                stdin=subprocess.DEVNULL, pass_fds=(child_read, child_write),
+                stdin=subprocess.DEVNULL,
+                pass_fds=(child_read, child_write),
             )
         except BaseException:
             os.close(parent_read)

@@ -43,7 +43,9 @@ def _set_score_scale(ax, values) -> None:
         ax.set_xscale("symlog", linthresh=float(nonzero.min()))  # proxies such as jacob_cov are negative
 
 
-def evaluate(table: pd.DataFrame, target: str, *, score: str = "score", bootstrap: int = 1000, seed: int = 0) -> Evaluation:
+def evaluate(
+    table: pd.DataFrame, target: str, *, score: str = "score", bootstrap: int = 1000, seed: int = 0
+) -> Evaluation:
     """Signed Spearman / Kendall tau-b with percentile bootstrap intervals, precision@k and top-k accuracy."""
     x = table[score].to_numpy(np.float64)
     y = table[target].to_numpy(np.float64)
@@ -64,8 +66,9 @@ def evaluate(table: pd.DataFrame, target: str, *, score: str = "score", bootstra
     )
 
 
-def subset_spearman(table: pd.DataFrame, masks: dict[str, np.ndarray], targets: list[str], *, score: str = "score"
-                    ) -> dict[str, dict[str, tuple[int, float]]]:
+def subset_spearman(
+    table: pd.DataFrame, masks: dict[str, np.ndarray], targets: list[str], *, score: str = "score"
+) -> dict[str, dict[str, tuple[int, float]]]:
     """Spearman of `score` with each target within each named subset of the rows: {subset: {target: (n, rho)}}."""
     return {
         name: {t: (int(mask.sum()), stats.spearman(table[score][mask], table[t][mask])) for t in targets}
@@ -74,9 +77,17 @@ def subset_spearman(table: pd.DataFrame, masks: dict[str, np.ndarray], targets: 
     }
 
 
-def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, *, title: str, notes: str = "",
-                 score: str = "score", subsets: dict[str, dict[str, tuple[int, float]]] | None = None,
-                 appendix: str = "") -> None:
+def write_report(
+    table: pd.DataFrame,
+    evaluations: list[Evaluation],
+    out: Path,
+    *,
+    title: str,
+    notes: str = "",
+    score: str = "score",
+    subsets: dict[str, dict[str, tuple[int, float]]] | None = None,
+    appendix: str = "",
+) -> None:
     """summary.md (ending with `appendix`, markdown), evaluation.json, one scatter plot per target and the top-k
     curve, in `out`."""
     import matplotlib
@@ -90,25 +101,35 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
         raise GradSignError(f"--report {str(out)!r}: cannot create the folder ({exc.strerror})") from None
     label = "GradSign" if score == "score" else score  # a proxy column of `gradsign batch --proxies` is named by it
     lines = [f"# {title}", "", notes, "", f"Networks evaluated: {evaluations[0].n}.", ""]
-    lines += ["| target | Spearman ρ (95% CI) | Kendall τ (95% CI) | " + " | ".join(
-        f"precision@{k}" for k in evaluations[0].precision_at_k) + " |"]
+    lines += [
+        "| target | Spearman ρ (95% CI) | Kendall τ (95% CI) | "
+        + " | ".join(f"precision@{k}" for k in evaluations[0].precision_at_k)
+        + " |"
+    ]
     lines += ["|---|---|---|" + "---|" * len(evaluations[0].precision_at_k)]
     for e in evaluations:
         lines.append(
             f"| {e.target} | {e.spearman:.4f} ({e.spearman_ci[0]:.4f}, {e.spearman_ci[1]:.4f}) | "
             f"{e.kendall:.4f} ({e.kendall_ci[0]:.4f}, {e.kendall_ci[1]:.4f}) | "
-            + " | ".join(f"{v:.2f}" for v in e.precision_at_k.values()) + " |"
+            + " | ".join(f"{v:.2f}" for v in e.precision_at_k.values())
+            + " |"
         )
     lines += ["", "Best accuracy among the top-k networks by score:", ""]
     for e in evaluations:
         best = table[e.target].max()
-        lines.append(f"- {e.target}: " + ", ".join(f"top-{k}: {v:.2f}" for k, v in e.top_k_accuracy.items())
-                     + f" (best in the table: {best:.2f})")
+        lines.append(
+            f"- {e.target}: "
+            + ", ".join(f"top-{k}: {v:.2f}" for k, v in e.top_k_accuracy.items())
+            + f" (best in the table: {best:.2f})"
+        )
     lines += ["", f"Intervals: percentile bootstrap over networks, {evaluations[0].bootstrap} resamples.", ""]
     if subsets:
-        lines += ["Spearman ρ within subsets of the networks:", "",
-                  "| subset | networks | " + " | ".join(e.target for e in evaluations) + " |",
-                  "|---|---:|" + "---:|" * len(evaluations)]
+        lines += [
+            "Spearman ρ within subsets of the networks:",
+            "",
+            "| subset | networks | " + " | ".join(e.target for e in evaluations) + " |",
+            "|---|---:|" + "---:|" * len(evaluations),
+        ]
         for name, by_target in subsets.items():
             n = next(iter(by_target.values()))[0]
             lines.append(f"| {name} | {n} | " + " | ".join(f"{by_target[e.target][1]:.4f}" for e in evaluations) + " |")
@@ -144,5 +165,7 @@ def write_report(table: pd.DataFrame, evaluations: list[Evaluation], out: Path, 
     (out / "summary.md").write_text("\n".join(lines))
     payload = [e.to_dict() for e in evaluations]
     if subsets:
-        payload.append({"subsets": {k: {t: {"n": n, "spearman": r} for t, (n, r) in v.items()} for k, v in subsets.items()}})
+        payload.append(
+            {"subsets": {k: {t: {"n": n, "spearman": r} for t, (n, r) in v.items()} for k, v in subsets.items()}}
+        )
     (out / "evaluation.json").write_text(json.dumps(payload, indent=2) + "\n")

@@ -65,14 +65,16 @@ def precision_at_k(scores: npt.ArrayLike, truth: npt.ArrayLike, k: int, *, nan_p
 
     Higher is better in both; ties at the k-th place go to the earlier position. 1 <= k <= number of pairs.
     """
-    return _core.precision_at_k(_as_float64(scores, "scores"), _as_float64(truth, "truth"), _positive_int(k, "k"),
-                                nan_policy=nan_policy)
+    return _core.precision_at_k(
+        _as_float64(scores, "scores"), _as_float64(truth, "truth"), _positive_int(k, "k"), nan_policy=nan_policy
+    )
 
 
 def top_k_regret(scores: npt.ArrayLike, truth: npt.ArrayLike, k: int, *, nan_policy: str = "omit") -> float:
     """Best `truth` overall minus the best `truth` among the k best by `scores` (>= 0, in `truth`'s units)."""
-    return _core.top_k_regret(_as_float64(scores, "scores"), _as_float64(truth, "truth"), _positive_int(k, "k"),
-                              nan_policy=nan_policy)
+    return _core.top_k_regret(
+        _as_float64(scores, "scores"), _as_float64(truth, "truth"), _positive_int(k, "k"), nan_policy=nan_policy
+    )
 
 
 def _positive_int(value: Any, name: str) -> int:
@@ -94,9 +96,13 @@ def _score_columns(score_table: Mapping[Any, npt.ArrayLike] | pd.DataFrame) -> d
     elif isinstance(score_table, Mapping):
         items = score_table.items()
     else:
-        raise GradSignError(f"score_table must be a dict of name -> array or a DataFrame, got {type(score_table).__name__}")
+        raise GradSignError(
+            f"score_table must be a dict of name -> array or a DataFrame, got {type(score_table).__name__}"
+        )
     if isinstance(score_table, pd.DataFrame) and score_table.columns.duplicated().any():
-        raise GradSignError(f"score_table has duplicate columns: {list(score_table.columns[score_table.columns.duplicated()])}")
+        raise GradSignError(
+            f"score_table has duplicate columns: {list(score_table.columns[score_table.columns.duplicated()])}"
+        )
     columns = {name: _as_float64(values, f"score column {name!r}") for name, values in items}
     if not columns:
         raise GradSignError("score_table has no columns")
@@ -153,8 +159,13 @@ def correlate(
     estimate, low, high = (np.full((len(names), len(methods)), np.nan) for _ in range(3))
     if computed:
         n_pairs[computed], estimate[computed], low[computed], high[computed] = _core.correlate(
-            [columns[names[i]] for i in computed], y, methods=list(methods), bootstrap=bootstrap, seed=seed,
-            confidence=float(confidence), num_threads=num_threads,
+            [columns[names[i]] for i in computed],
+            y,
+            methods=list(methods),
+            bootstrap=bootstrap,
+            seed=seed,
+            confidence=float(confidence),
+            num_threads=num_threads,
         )
     data: dict[str, npt.NDArray[Any]] = {"n": n_pairs}
     for j, m in enumerate(methods):
@@ -162,8 +173,9 @@ def correlate(
     return pd.DataFrame(data, index=pd.Index(names, name="score"))
 
 
-def _columns_to_compute(y: npt.NDArray[np.float64], xs: list[npt.NDArray[np.float64]], names: list[Any],
-                        nan_policy: str) -> list[int]:
+def _columns_to_compute(
+    y: npt.NDArray[np.float64], xs: list[npt.NDArray[np.float64]], names: list[Any], nan_policy: str
+) -> list[int]:
     """Positions of the columns to compute: all under "omit"; under "propagate" those with no NaN in the pair
     (the others stay NaN); "raise" refuses the first NaN, truth first."""
     if nan_policy == "omit":
@@ -183,6 +195,7 @@ def _columns_to_compute(y: npt.NDArray[np.float64], xs: list[npt.NDArray[np.floa
 
 def bootstrap_rows(n: int, bootstrap: int, seed: int) -> npt.NDArray[np.intp]:
     """The rows `correlate` resamples for a table of `n` rows: shape (bootstrap, n), row b for resample b."""
-    rows = _core.bootstrap_rows(_nonnegative_int(n, "n"), _nonnegative_int(bootstrap, "bootstrap"),
-                                _nonnegative_int(seed, "seed"))
+    rows = _core.bootstrap_rows(
+        _nonnegative_int(n, "n"), _nonnegative_int(bootstrap, "bootstrap"), _nonnegative_int(seed, "seed")
+    )
     return rows.astype(np.intp)

@@ -40,7 +40,9 @@ def from_torch(module: object, example_input: object, *, opset: int = 17) -> onn
         raise GradSignError("from_torch needs torch: pip install 'gradsign-rs[torch]'") from exc
     if not isinstance(module, torch.nn.Module):
         raise GradSignError(f"from_torch takes a torch.nn.Module, got {type(module).__name__}")
-    example = torch.as_tensor(np.asarray(example_input)) if not isinstance(example_input, torch.Tensor) else example_input
+    example = (
+        torch.as_tensor(np.asarray(example_input)) if not isinstance(example_input, torch.Tensor) else example_input
+    )
     # Exporting in training mode runs forward passes that update BatchNorm running statistics: export a copy.
     clone = protocol_mode(copy.deepcopy(module))
     try:

@@ -115,8 +115,9 @@ def read_table(
         if not record.fields:
             continue  # a blank line, skipped as pandas does
         if len(record.fields) != len(header.fields):
-            raise GradSignError(f"{path}:{record.line}: {len(record.fields)} fields, the header on line 1 has "
-                                f"{len(header.fields)}")
+            raise GradSignError(
+                f"{path}:{record.line}: {len(record.fields)} fields, the header on line 1 has {len(header.fields)}"
+            )
         lines.append(record.line)
     try:
         frame = pd.read_csv(io.BytesIO(data))

@@ -44,9 +44,10 @@ def check_samples(network: Network, inputs: object, labels: object) -> tuple[np.
             f"inputs have dtype {inputs.dtype}; the model's input {name!r} takes "
             f"{np.dtype(dtype).name} (normalise images first, e.g. with gradsign_rs.load_images)"
         )
-    if dims and (len(dims) != inputs.ndim or any(
-        isinstance(d, int) and d > 0 and d != s for d, s in zip(dims[1:], inputs.shape[1:])
-    )):
+    if dims and (
+        len(dims) != inputs.ndim
+        or any(isinstance(d, int) and d > 0 and d != s for d, s in zip(dims[1:], inputs.shape[1:]))
+    ):
         shown = tuple(d if isinstance(d, int) and d > 0 else "?" for d in dims)
         raise GradSignError(f"inputs of shape {inputs.shape} do not match the model's input {name!r} of shape {shown}")
     if labels.shape != (inputs.shape[0],):
@@ -79,6 +80,8 @@ def static_classes(network: Network) -> int | None:
     if shape is None:
         return None
     if len(shape) != 2:
-        raise GradSignError(f"{network.source}: output {network.logits!r} has shape {shape} at batch 1; GradSign "
-                            "needs (N, classes) logits")
+        raise GradSignError(
+            f"{network.source}: output {network.logits!r} has shape {shape} at batch 1; GradSign "
+            "needs (N, classes) logits"
+        )
     return int(shape[1])

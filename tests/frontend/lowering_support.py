@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
-
 from gradsign_rs._ort import ort
 from gradsign_rs.engine import LOSS, gradient_graph
+from onnx import TensorProto, helper, numpy_helper
 
 IR_VERSION = 10  # the newest onnxruntime 1.19 reads
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from gradsign_rs.frontend import gradient_ops
 from gradsign_rs.frontend.gradient_ops import (
     DIFFERENTIABLE_OPS,
@@ -47,8 +46,25 @@ def test_the_sets_are_consistent():
 
 
 def test_what_the_brief_expects():
-    assert {"Conv", "Gemm", "MatMul", "Relu", "Add", "Mul", "Reshape", "Transpose", "ReduceMean", "Softmax",
-            "BatchNormalization", "Gather", "Expand", "Clip", "Tanh", "Exp", "Log"} <= DIFFERENTIABLE_OPS
+    assert {
+        "Conv",
+        "Gemm",
+        "MatMul",
+        "Relu",
+        "Add",
+        "Mul",
+        "Reshape",
+        "Transpose",
+        "ReduceMean",
+        "Softmax",
+        "BatchNormalization",
+        "Gather",
+        "Expand",
+        "Clip",
+        "Tanh",
+        "Exp",
+        "Log",
+    } <= DIFFERENTIABLE_OPS
     assert {"Shape", "Size", "ConstantOfShape", "NonZero", "ArgMax", "Equal", "Less"} <= NON_DIFFERENTIABLE_BUT_HARMLESS
     assert NOT_DIFFERENTIABLE["Resize"] == "no CPU kernel: ResizeGrad"
 

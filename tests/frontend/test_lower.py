@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from lowering_support import exact_diff, gradients, model_of, op_types, run
-from onnx import helper
-
 from gradsign_rs.frontend.gradient_ops import DIFFERENTIABLE_OPS, NON_DIFFERENTIABLE_BUT_HARMLESS
 from gradsign_rs.frontend.lower import LOWERINGS, lower
+from lowering_support import exact_diff, gradients, model_of, op_types, run
+from onnx import helper
 
 
 def every_lowered_op():

@@ -7,12 +7,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
-from lowering_support import exact_diff, gradients, model_of, op_types, run, single_node, torch_gradients
-from onnx import helper
-
 from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend.gradient_ops import DIFFERENTIABLE_OPS, NON_DIFFERENTIABLE_BUT_HARMLESS
 from gradsign_rs.frontend.lower_activations import (
@@ -26,25 +20,66 @@ from gradsign_rs.frontend.lower_activations import (
     lower_softplus,
     lower_thresholded_relu,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from lowering_support import exact_diff, gradients, model_of, op_types, run, single_node, torch_gradients
+from onnx import helper
 
 PASSES = {  # the one-input activations (PRelu, with its slope, is tested on its own)
-    "HardSigmoid": lower_hard_sigmoid, "HardSwish": lower_hard_swish, "Softplus": lower_softplus, "Mish": lower_mish,
-    "Elu": lower_elu, "Selu": lower_selu, "Celu": lower_celu, "ThresholdedRelu": lower_thresholded_relu,
+    "HardSigmoid": lower_hard_sigmoid,
+    "HardSwish": lower_hard_swish,
+    "Softplus": lower_softplus,
+    "Mish": lower_mish,
+    "Elu": lower_elu,
+    "Selu": lower_selu,
+    "Celu": lower_celu,
+    "ThresholdedRelu": lower_thresholded_relu,
 }
 ALLOWED = DIFFERENTIABLE_OPS | NON_DIFFERENTIABLE_BUT_HARMLESS  # the comparisons Where selects with
 # Kinks (HardSwish/HardSigmoid(1/6, 1/2) at +-3, HardSigmoid(0.2, 0.5) at +-2.5), zeros, the overflow range of exp.
 EDGES = np.array(
-    [0.0, -0.0, 3.0, -3.0, 2.5, -2.5, 1e-8, -1e-8, 20.0, -20.0, 88.0, 89.0, -88.0, -104.0, 1e4, -1e4, 1e30, -1e30,
-     3.4e38, -3.4e38],
+    [
+        0.0,
+        -0.0,
+        3.0,
+        -3.0,
+        2.5,
+        -2.5,
+        1e-8,
+        -1e-8,
+        20.0,
+        -20.0,
+        88.0,
+        89.0,
+        -88.0,
+        -104.0,
+        1e4,
+        -1e4,
+        1e30,
+        -1e30,
+        3.4e38,
+        -3.4e38,
+    ],
     np.float32,
 )
 CASES = [
-    ("HardSigmoid", {}), ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}), ("HardSigmoid", {"alpha": -0.3, "beta": 0.1}),
-    ("HardSwish", {}), ("Softplus", {}), ("Mish", {}),
-    ("Elu", {}), ("Elu", {"alpha": 0.3}), ("Elu", {"alpha": -0.3}),
-    ("Selu", {}), ("Selu", {"alpha": 2.0, "gamma": 0.5}),
-    ("Celu", {}), ("Celu", {"alpha": 2.5}), ("Celu", {"alpha": -2.5}),
-    ("ThresholdedRelu", {}), ("ThresholdedRelu", {"alpha": -0.5}),
+    ("HardSigmoid", {}),
+    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}),
+    ("HardSigmoid", {"alpha": -0.3, "beta": 0.1}),
+    ("HardSwish", {}),
+    ("Softplus", {}),
+    ("Mish", {}),
+    ("Elu", {}),
+    ("Elu", {"alpha": 0.3}),
+    ("Elu", {"alpha": -0.3}),
+    ("Selu", {}),
+    ("Selu", {"alpha": 2.0, "gamma": 0.5}),
+    ("Celu", {}),
+    ("Celu", {"alpha": 2.5}),
+    ("Celu", {"alpha": -2.5}),
+    ("ThresholdedRelu", {}),
+    ("ThresholdedRelu", {"alpha": -0.5}),
 ]
 EXPONENTIAL = ("Elu", "Selu", "Celu")
 
@@ -73,8 +108,13 @@ def test_values_match_onnxruntime(op, attrs, shape):
 
 
 def test_hard_sigmoid_swish_and_thresholded_relu_are_bitwise():
-    for op, attrs in [("HardSigmoid", {}), ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}), ("HardSwish", {}),
-                      ("ThresholdedRelu", {}), ("ThresholdedRelu", {"alpha": 2.5})]:
+    for op, attrs in [
+        ("HardSigmoid", {}),
+        ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}),
+        ("HardSwish", {}),
+        ("ThresholdedRelu", {}),
+        ("ThresholdedRelu", {"alpha": 2.5}),
+    ]:
         model, lowered = lowered_pair(op, attrs, (4000,))
         x = np.concatenate([EDGES, np.linspace(-4, 4, 4000 - len(EDGES), dtype=np.float32)])
         np.testing.assert_array_equal(run(model, {"x": x}), run(lowered, {"x": x}))
@@ -192,8 +232,18 @@ def test_only_the_op_is_rewritten_and_the_input_model_is_unchanged():
     assert out.graph.node[0] == nodes[0] and out.graph.node[-1] == nodes[-1]
     names = [n.name for n in out.graph.node[1:-1]]
     assert len(set(names)) == len(names)
-    for prefix in ("prelu/", "elu/", "selu/", "celu/", "threshold/", "block/hswish/", "h2/", "mish/", "softplus/",
-                   "hsig/"):
+    for prefix in (
+        "prelu/",
+        "elu/",
+        "selu/",
+        "celu/",
+        "threshold/",
+        "block/hswish/",
+        "h2/",
+        "mish/",
+        "softplus/",
+        "hsig/",
+    ):
         assert any(name.startswith(prefix) for name in names), prefix
     producers = {o: n.name for n in out.graph.node for o in n.output}
     assert producers["h"].startswith("block/hswish/") and producers["y"].startswith("hsig/")
@@ -220,8 +270,15 @@ def prelu(dims: tuple, slope_shape: tuple, *, slope_as_input: bool = False, opse
 
 
 # Slopes broadcast unidirectionally to x: per channel (torch's (C, 1, 1)), shared, trailing, full.
-PRELU_CASES = [((2, 3, 4, 5), (3, 1, 1)), ((2, 3, 4, 5), (1,)), ((2, 3, 4, 5), ()), ((2, 3, 4, 5), (5,)),
-               (("N", 3, 4, 5), (4, 5)), (("N", 3, 4, 5), (3, 4, 5)), ((2, 6), (2, 6))]
+PRELU_CASES = [
+    ((2, 3, 4, 5), (3, 1, 1)),
+    ((2, 3, 4, 5), (1,)),
+    ((2, 3, 4, 5), ()),
+    ((2, 3, 4, 5), (5,)),
+    (("N", 3, 4, 5), (4, 5)),
+    (("N", 3, 4, 5), (3, 4, 5)),
+    ((2, 6), (2, 6)),
+]
 
 
 @pytest.mark.parametrize("dims,slope_shape", PRELU_CASES)

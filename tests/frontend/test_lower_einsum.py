@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from lowering_support import exact_diff, gradients, model_of, op_types, run, single_node, torch_gradients
-from onnx import helper
-
 from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend.gradient_ops import DIFFERENTIABLE_OPS
 from gradsign_rs.frontend.lower_einsum import lower_einsum
+from lowering_support import exact_diff, gradients, model_of, op_types, run, single_node, torch_gradients
+from onnx import helper
 
 CASES = [
     ("bhqd,bhkd->bhqk", (2, 3, 4, 5), (2, 3, 6, 5)),
@@ -71,7 +70,9 @@ def test_values_match_onnxruntime(equation, a, b):
 
 
 OPSET_12_CASES = [
-    ("bij->bj", (2, 3, 4), None), ("i,i->", (7,), (7,)), ("bij,bj->bi", (2, 3, 4), (2, 4)),
+    ("bij->bj", (2, 3, 4), None),
+    ("i,i->", (7,), (7,)),
+    ("bij,bj->bi", (2, 3, 4), (2, 4)),
     ("bhwc,hwck->bk", (2, 3, 4, 5), (3, 4, 5, 6)),
 ]
 

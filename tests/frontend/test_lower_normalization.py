@@ -6,12 +6,11 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from lowering_support import exact_diff, gradients, model_of, op_types, run, single_node, torch_gradients
-from onnx import helper
-
 from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend.gradient_ops import DIFFERENTIABLE_OPS, NON_DIFFERENTIABLE_BUT_HARMLESS
 from gradsign_rs.frontend.lower_normalization import lower_group_normalization, lower_instance_normalization
+from lowering_support import exact_diff, gradients, model_of, op_types, run, single_node, torch_gradients
+from onnx import helper
 
 RNG = np.random.default_rng(0)
 
@@ -20,25 +19,48 @@ def affine(n: int) -> dict[str, np.ndarray]:
     return {"scale": RNG.uniform(0.5, 1.5, n).astype(np.float32), "bias": RNG.uniform(-0.5, 0.5, n).astype(np.float32)}
 
 
-def instance_norm(shape: tuple, *, dims: tuple | None = None, epsilon: float = 1e-5, opset: int = 17,
-                  params_as_inputs: bool = False) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+def instance_norm(
+    shape: tuple, *, dims: tuple | None = None, epsilon: float = 1e-5, opset: int = 17, params_as_inputs: bool = False
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """A one-node InstanceNormalization model (x declared with `dims`, default `shape`) and its feeds."""
     params = affine(shape[1])
     inputs = {"x": dims or shape} | ({name: (shape[1],) for name in params} if params_as_inputs else {})
-    model = single_node("InstanceNormalization", inputs, None if params_as_inputs else params,
-                        input_order=["x", "scale", "bias"], opset=opset, name="in", epsilon=epsilon)
+    model = single_node(
+        "InstanceNormalization",
+        inputs,
+        None if params_as_inputs else params,
+        input_order=["x", "scale", "bias"],
+        opset=opset,
+        name="in",
+        epsilon=epsilon,
+    )
     x = (RNG.standard_normal(shape) * 2).astype(np.float32)
     return model, {"x": x} | (params if params_as_inputs else {})
 
 
-def group_norm(shape: tuple, groups: int, opset: int, *, dims: tuple | None = None, epsilon: float = 1e-5,
-               params_as_inputs: bool = False) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+def group_norm(
+    shape: tuple,
+    groups: int,
+    opset: int,
+    *,
+    dims: tuple | None = None,
+    epsilon: float = 1e-5,
+    params_as_inputs: bool = False,
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """A one-node GroupNormalization model: scale/bias per group at opset 18..20, per channel at 21."""
     params = affine(shape[1] if opset >= 21 else groups)
     n = len(params["scale"])
     inputs = {"x": dims or shape} | ({name: (n,) for name in params} if params_as_inputs else {})
-    model = single_node("GroupNormalization", inputs, None if params_as_inputs else params,
-                        input_order=["x", "scale", "bias"], opset=opset, name="gn", num_groups=groups, epsilon=epsilon)
+    model = single_node(
+        "GroupNormalization",
+        inputs,
+        None if params_as_inputs else params,
+        input_order=["x", "scale", "bias"],
+        opset=opset,
+        name="gn",
+        num_groups=groups,
+        epsilon=epsilon,
+    )
     x = (RNG.standard_normal(shape) * 2).astype(np.float32)
     return model, {"x": x} | (params if params_as_inputs else {})
 
@@ -85,8 +107,10 @@ def test_instance_norm_with_symbolic_dims_and_opset_18():
 
 
 @pytest.mark.parametrize("opset", [18, 21])
-@pytest.mark.parametrize("shape,groups", [((2, 6, 4, 4), 3), ((2, 4, 5), 2), ((1, 6, 3, 3), 1), ((2, 6, 3, 3), 6),
-                                          ((2, 4, 2, 3, 2), 2), ((2, 8), 2)])
+@pytest.mark.parametrize(
+    "shape,groups",
+    [((2, 6, 4, 4), 3), ((2, 4, 5), 2), ((1, 6, 3, 3), 1), ((2, 6, 3, 3), 6), ((2, 4, 2, 3, 2), 2), ((2, 8), 2)],
+)
 def test_group_norm_matches_onnxruntime(opset, shape, groups):
     model, feeds = group_norm(shape, groups, opset)
     check_exact(model, lower_group_normalization(model), feeds)
@@ -97,8 +121,13 @@ def test_group_norm_with_symbolic_dims():
     check_exact(model, lower_group_normalization(model), feeds)
 
 
-@pytest.mark.parametrize("lower,make", [(lower_group_normalization, lambda: group_norm((1, 4, 16, 16), 2, 21)),
-                                        (lower_instance_normalization, lambda: instance_norm((1, 4, 16, 16)))])
+@pytest.mark.parametrize(
+    "lower,make",
+    [
+        (lower_group_normalization, lambda: group_norm((1, 4, 16, 16), 2, 21)),
+        (lower_instance_normalization, lambda: instance_norm((1, 4, 16, 16))),
+    ],
+)
 def test_far_from_zero_mean_the_lowering_beats_onnxruntime(lower, make):
     model, feeds = make()
     feeds["x"] = (feeds["x"] + 30).astype(np.float32)  # |mean| >> std: onnxruntime's folded forms cancel
@@ -114,8 +143,9 @@ def test_instance_norm_gradients_match_torch():
     weights = RNG.standard_normal((2, 3, 4, 5))
     wrt = ["x", "scale", "bias"]
     ours = gradients(lower_instance_normalization(model), feeds, weights, wrt)
-    theirs = torch_gradients(lambda x, scale, bias: F.instance_norm(x, weight=scale, bias=bias, eps=1e-5),
-                             feeds, weights, wrt)
+    theirs = torch_gradients(
+        lambda x, scale, bias: F.instance_norm(x, weight=scale, bias=bias, eps=1e-5), feeds, weights, wrt
+    )
     for name in wrt:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-4, atol=1e-4 * np.abs(theirs[name]).max())
 
@@ -143,9 +173,11 @@ def test_group_norm_gradients_match_torch(opset):
 
 def test_lowered_ops_are_differentiable():
     allowed = DIFFERENTIABLE_OPS | NON_DIFFERENTIABLE_BUT_HARMLESS
-    for lowered in (lower_instance_normalization(instance_norm((1, 2, 3))[0]),
-                    lower_group_normalization(group_norm((1, 4, 3), 2, 18)[0]),
-                    lower_group_normalization(group_norm((1, 4, 3), 2, 21)[0])):
+    for lowered in (
+        lower_instance_normalization(instance_norm((1, 2, 3))[0]),
+        lower_group_normalization(group_norm((1, 4, 3), 2, 18)[0]),
+        lower_group_normalization(group_norm((1, 4, 3), 2, 21)[0]),
+    ):
         assert set(op_types(lowered)) <= allowed, op_types(lowered)
 
 

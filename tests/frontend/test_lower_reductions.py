@@ -6,10 +6,6 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from lowering_support import exact_diff, gradients, model_of, op_types, run, single_node, torch_gradients
-from onnx import TensorProto, helper
-from onnx.reference import ReferenceEvaluator
-
 from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend.gradient_ops import DIFFERENTIABLE_OPS, NON_DIFFERENTIABLE_BUT_HARMLESS
 from gradsign_rs.frontend.lower_reductions import (
@@ -21,10 +17,17 @@ from gradsign_rs.frontend.lower_reductions import (
     lower_sum,
 )
 from gradsign_rs.frontend.pin import pin_batch
+from lowering_support import exact_diff, gradients, model_of, op_types, run, single_node, torch_gradients
+from onnx import TensorProto, helper
+from onnx.reference import ReferenceEvaluator
 
 PASSES = {
-    "Sum": lower_sum, "Mean": lower_mean, "ReduceSumSquare": lower_reduce_sum_square, "ReduceMax": lower_reduce_max,
-    "ReduceMin": lower_reduce_min, "GlobalMaxPool": lower_global_max_pool,
+    "Sum": lower_sum,
+    "Mean": lower_mean,
+    "ReduceSumSquare": lower_reduce_sum_square,
+    "ReduceMax": lower_reduce_max,
+    "ReduceMin": lower_reduce_min,
+    "GlobalMaxPool": lower_global_max_pool,
 }
 ALLOWED = DIFFERENTIABLE_OPS | NON_DIFFERENTIABLE_BUT_HARMLESS  # Shape, for the output shape of the MaxPool forms
 BATCH = 2  # what a symbolic "N" is fed as
@@ -55,7 +58,10 @@ def reduction(op: str, dims: tuple, axes: list[int] | None, keepdims: int, opset
 
 # Sum and Mean: one input, same shapes, broadcasting in every direction, a symbolic batch.
 VARIADIC_CASES = [
-    [(3, 4)], [(3, 4), (3, 4)], [(2, 3, 4), (4,), (3, 1)], [("N", 3, 4), (1, 4), (3, 1), (4,), (1, 1, 1)],
+    [(3, 4)],
+    [(3, 4), (3, 4)],
+    [(2, 3, 4), (4,), (3, 1)],
+    [("N", 3, 4), (1, 4), (3, 1), (4,), (1, 1, 1)],
     [(5, 1), (1, 6), (5, 6), (6,), (1,), (5, 6), (1, 1)],
 ]
 
@@ -85,8 +91,9 @@ def test_sum_and_mean_gradients_match_torch(op):
     lowered = lowered_checked(single_node(op, inputs, name="variadic"))
     ours = gradients(lowered, feeds, weights, list(feeds))
     divisor = len(shapes) if op == "Mean" else 1
-    theirs = torch_gradients(lambda **xs: sum(torch.broadcast_tensors(*xs.values())) / divisor, feeds, weights,
-                             list(feeds))
+    theirs = torch_gradients(
+        lambda **xs: sum(torch.broadcast_tensors(*xs.values())) / divisor, feeds, weights, list(feeds)
+    )
     for name in feeds:
         np.testing.assert_allclose(ours[name], theirs[name], rtol=1e-4, atol=1e-4 * np.abs(theirs[name]).max())
 
@@ -100,9 +107,18 @@ def test_a_repeated_input_is_summed_with_its_gradient_counted_twice():
 
 # (declared dims, axes, keepdims): axes absent, one, several, unsorted, negative, a symbolic batch kept.
 REDUCE_CASES = [
-    ((2, 3, 4, 5), None, 1), ((2, 3, 4, 5), None, 0), (("N", 3, 4, 5), [1], 1), (("N", 3, 4, 5), [1], 0),
-    (("N", 3, 4, 5), [-1], 0), (("N", 3, 4, 5), [3, 1], 1), (("N", 3, 4, 5), [-3, -1], 0), ((2, 3, 4, 5), [0, 2], 1),
-    ((2, 3, 4, 5), [0, 1, 2, 3], 0), (("N", 7, 6, 3), [1, 2], 0), ((6,), [0], 1), ((6,), [-1], 0),
+    ((2, 3, 4, 5), None, 1),
+    ((2, 3, 4, 5), None, 0),
+    (("N", 3, 4, 5), [1], 1),
+    (("N", 3, 4, 5), [1], 0),
+    (("N", 3, 4, 5), [-1], 0),
+    (("N", 3, 4, 5), [3, 1], 1),
+    (("N", 3, 4, 5), [-3, -1], 0),
+    ((2, 3, 4, 5), [0, 2], 1),
+    ((2, 3, 4, 5), [0, 1, 2, 3], 0),
+    (("N", 7, 6, 3), [1, 2], 0),
+    ((6,), [0], 1),
+    ((6,), [-1], 0),
 ]
 
 
@@ -146,8 +162,9 @@ def test_noop_with_empty_axes():
 def test_edge_values_of_the_max_pool_forms():
     """Infinities among finite values, as onnxruntime; the documented exceptions: a row of only -inf (ReduceMax)
     may give the lowest float, and NaN is skipped."""
-    x = np.array([[1.0, -np.inf, 2.0], [np.inf, 0.0, -1.0], [-np.inf, -np.inf, -np.inf], [np.nan, 3.0, 1.0]],
-                 np.float32)
+    x = np.array(
+        [[1.0, -np.inf, 2.0], [np.inf, 0.0, -1.0], [-np.inf, -np.inf, -np.inf], [np.nan, 3.0, 1.0]], np.float32
+    )
     for op in ("ReduceMax", "ReduceMin"):
         model = reduction(op, (4, 3), [1], 0, 17)
         expected, actual = run(model, {"x": x}), run(lowered_checked(model), {"x": x})
@@ -170,8 +187,10 @@ def torch_reduction(op: str, axes: list[int] | None, keepdims: int):
     return fn
 
 
-@pytest.mark.parametrize("dims,axes,keepdims", [((2, 3, 4, 5), [1], 1), ((2, 3, 4, 5), [-3, -1], 0),
-                                                 ((2, 3, 4, 5), None, 0), ((2, 7, 6, 3), [1, 2], 1)])
+@pytest.mark.parametrize(
+    "dims,axes,keepdims",
+    [((2, 3, 4, 5), [1], 1), ((2, 3, 4, 5), [-3, -1], 0), ((2, 3, 4, 5), None, 0), ((2, 7, 6, 3), [1, 2], 1)],
+)
 @pytest.mark.parametrize("op", ["ReduceMax", "ReduceMin", "ReduceSumSquare"])
 def test_reduction_gradients_match_torch(op, dims, axes, keepdims):
     """MaxPool routes each row's gradient to its maximum: torch's amax/amin too, when the extremum is unique."""
@@ -255,8 +274,13 @@ def test_only_the_op_is_rewritten_and_the_input_model_is_unchanged():
     kept = [n for n in model.graph.node if n.op_type not in PASSES]
     assert [n for n in out.graph.node if n.name in {k.name for k in kept}] == kept
     producers = {o: n.name for n in out.graph.node for o in n.output}
-    for tensor, prefix in [("sumsq", "bn/sumsq/"), ("s", "s/"), ("g", "head/gmp/"), ("m", "head/min/"),
-                           ("y", "head/mean/")]:
+    for tensor, prefix in [
+        ("sumsq", "bn/sumsq/"),
+        ("s", "s/"),
+        ("g", "head/gmp/"),
+        ("m", "head/min/"),
+        ("y", "head/mean/"),
+    ]:
         assert producers[tensor].startswith(prefix), (tensor, producers[tensor])
     names = [n.name for n in out.graph.node]
     assert len(set(names)) == len(names)

@@ -5,31 +5,39 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from onnx import TensorProto, helper, numpy_helper
-
 from gradsign_rs import engine
 from gradsign_rs._ort import ort
 from gradsign_rs.frontend.padding import explicit_padding, same_pads
+from onnx import TensorProto, helper, numpy_helper
 
 torch = pytest.importorskip("torch")
 
-CASES = [(mode, size, stride, kernel) for mode in ("SAME_UPPER", "SAME_LOWER", "VALID")
-         for size in (7, 8) for stride in (1, 2) for kernel in (2, 3)]
+CASES = [
+    (mode, size, stride, kernel)
+    for mode in ("SAME_UPPER", "SAME_LOWER", "VALID")
+    for size in (7, 8)
+    for stride in (1, 2)
+    for kernel in (2, 3)
+]
 
 
 def _conv_model(mode: str, size: int, stride: int, kernel: int, weight: np.ndarray, *, loss: bool = False):
     nodes = [helper.make_node("Conv", ["x", "w"], ["y"], auto_pad=mode, strides=[stride, stride], name="conv")]
     outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
     if loss:
-        nodes += [helper.make_node("Mul", ["y", "y"], ["y2"]), helper.make_node("ReduceSum", ["y2"], ["gradsign.loss"], keepdims=0)]
+        nodes += [
+            helper.make_node("Mul", ["y", "y"], ["y2"]),
+            helper.make_node("ReduceSum", ["y2"], ["gradsign.loss"], keepdims=0),
+        ]
         outputs = [helper.make_tensor_value_info("gradsign.loss", TensorProto.FLOAT, [])]
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, size, size])]
     inits = [numpy_helper.from_array(weight, "w")]
     if loss:
         inputs.append(helper.make_tensor_value_info("w", TensorProto.FLOAT, list(weight.shape)))
         inits = []
-    model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, inits),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(
+        helper.make_graph(nodes, "g", inputs, outputs, inits), opset_imports=[helper.make_opsetid("", 17)]
+    )
     model.ir_version = 8
     return model
 
@@ -42,7 +50,10 @@ def test_explicit_pads_compute_what_auto_pad_computes(mode, size, stride, kernel
     model = _conv_model(mode, size, stride, kernel, weight)
     lowered = explicit_padding(model, "test")
     assert all(a.name != "auto_pad" for a in lowered.graph.node[0].attribute)
-    run = lambda m: ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
+    def run(m):
+        return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+
     np.testing.assert_array_equal(run(lowered), run(model))
 
 

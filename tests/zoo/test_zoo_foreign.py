@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gradsign_rs
 import numpy as np
 import pytest
-
-import gradsign_rs
 
 FOREIGN = Path(__file__).resolve().parent / "foreign"
 MANIFEST = json.loads((FOREIGN / "manifest.json").read_text()) if (FOREIGN / "manifest.json").is_file() else []
@@ -55,7 +54,6 @@ def test_foreign_export_that_cannot_be_differentiated_is_refused_by_name(name):
 
 def test_cli_scores_a_keras_nhwc_model_and_prints_its_protocol(capsys):
     from conftest import CIFAR10_TRAIN
-
     from gradsign_rs.cli import main
 
     if not CIFAR10_TRAIN.is_file() or "keras_mobilenetv3_tiny" not in ENTRIES:

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
+import gradsign_rs
 import numpy as np
 import pytest
-
-import gradsign_rs
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
@@ -75,9 +74,17 @@ def test_training_export_with_dropout_and_stochastic_depth_is_repeatable_and_mat
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.train(), (torch.zeros(1, 3, size, size),), buffer, dynamo=False,
-                          training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False, opset_version=17,
-                          dynamic_axes={"input": {0: "N"}}, input_names=["input"])
+        torch.onnx.export(
+            module.train(),
+            (torch.zeros(1, 3, size, size),),
+            buffer,
+            dynamo=False,
+            training=torch.onnx.TrainingMode.TRAINING,
+            do_constant_folding=False,
+            opset_version=17,
+            dynamic_axes={"input": {0: "N"}},
+            input_names=["input"],
+        )
     first = gradsign_rs.score(buffer.getvalue(), x, y)
     assert first.value == gradsign_rs.score(buffer.getvalue(), x, y).value
     assert first.value == gradsign_rs.score(module, x, y).value
@@ -96,14 +103,22 @@ def test_imagenet_network_at_32_px_is_refused_naming_the_batchnorm():
         gradsign_torch(module, x, y, random_layers=False)
     # The same degenerate BatchNorm in an ONNX file (the last stage of a network at 1 x 1): refused by node.
     rng = np.random.default_rng(0)
-    inits = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
-             for name, shape in [("w", (4, 3, 32, 32)), ("s", (4,)), ("b", (4,)), ("m", (4,)), ("v", (4,)), ("h", (4, 10))]]
+    inits = [
+        numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32), name)
+        for name, shape in [("w", (4, 3, 32, 32)), ("s", (4,)), ("b", (4,)), ("m", (4,)), ("v", (4,)), ("h", (4, 10))]
+    ]
     graph = helper.make_graph(
-        [helper.make_node("Conv", ["x", "w"], ["c"], name="stage4_conv"),
-         helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"], name="stage4_bn"),
-         helper.make_node("Flatten", ["n"], ["f"]), helper.make_node("MatMul", ["f", "h"], ["logits"])],
-        "degenerate", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])], inits)
+        [
+            helper.make_node("Conv", ["x", "w"], ["c"], name="stage4_conv"),
+            helper.make_node("BatchNormalization", ["c", "s", "b", "m", "v"], ["n"], name="stage4_bn"),
+            helper.make_node("Flatten", ["n"], ["f"]),
+            helper.make_node("MatMul", ["f", "h"], ["logits"]),
+        ],
+        "degenerate",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 32, 32])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 10])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     with pytest.raises(gradsign_rs.GradSignError, match=r"node 'stage4_bn' sees input of shape \[1, 4, 1, 1\]"):
         gradsign_rs.score(model, x, y)

@@ -61,8 +61,12 @@ for _name, _family, _size, _kwargs in [
     ("convnext_atto", "ConvNeXt", 64, {}),
     ("vit_tiny_patch16_224", "ViT", 32, {"img_size": 32, "patch_size": 8}),
     ("deit_tiny_patch16_224", "DeiT", 32, {"img_size": 32, "patch_size": 8}),
-    ("swin_tiny_patch4_window7_224", "Swin", 32,
-     {"img_size": 32, "window_size": 4, "embed_dim": 24, "depths": (1, 1), "num_heads": (2, 2)}),
+    (
+        "swin_tiny_patch4_window7_224",
+        "Swin",
+        32,
+        {"img_size": 32, "window_size": 4, "embed_dim": 24, "depths": (1, 1), "num_heads": (2, 2)},
+    ),
     # At 64 px MobileViT's last transformer sees one token, whose attention has exactly zero q/k gradients (torch's
     # reference counts rounding noise there); 128 px gives it four.
     ("mobilevit_xxs", "MobileViT", 128, {}),
@@ -92,9 +96,8 @@ def build(name: str, seed: int = 0) -> tuple[torch.nn.Module, int]:
 
 def images(size: int, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """n real CIFAR-10 images resized to size x size (bilinear), normalised, NCHW; random ones without the data."""
-    from conftest import CIFAR10_TRAIN
-
     import gradsign_rs
+    from conftest import CIFAR10_TRAIN
 
     if CIFAR10_TRAIN.is_file():
         x, y = gradsign_rs.load_images(CIFAR10_TRAIN, n=n)

@@ -34,10 +34,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     relative, normalize, classes, _ = DATASETS["cifar10"]
-    config = BatchConfig(space="nb201", data=str(data_root() / relative), normalize=normalize, num_classes=classes, n=args.n, seed=42)
+    config = BatchConfig(
+        space="nb201", data=str(data_root() / relative), normalize=normalize, num_classes=classes, n=args.n, seed=42
+    )
     jobs = resolve_archs(f"sample:{args.archs}", sample_seed=args.sample_seed)
-    print(f"GradSign of {len(jobs)} NAS-Bench-201 networks (seed-42 init) on {args.n} CIFAR-10 training images "
-          f"from {data_root()}, {args.workers} workers\n")
+    print(
+        f"GradSign of {len(jobs)} NAS-Bench-201 networks (seed-42 init) on {args.n} CIFAR-10 training images "
+        f"from {data_root()}, {args.workers} workers\n"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(args.out) if args.out else Path(tmp) / "demo.csv"
         summary = run_batch(config, jobs, out, workers=args.workers)
@@ -57,8 +61,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"{position + 1:>4}  {int(row['score']):>9}  {row[TARGET]:>6.2f}  {row['arch']}")
     best = table[TARGET].idxmax()
     print(f"\nSpearman rho {rho:.3f}, Kendall tau {tau:.3f} between GradSign and {TARGET} over {len(table)} networks")
-    print(f"the top-scored network reaches {table[TARGET].iloc[0]:.2f}% (best of the sample: {table.loc[best, TARGET]:.2f}%, "
-          f"sample median {np.median(table[TARGET]):.2f}%)")
-    print(f"{summary.scored} networks scored in {summary.seconds:.1f} s "
-          f"({summary.seconds / max(summary.scored, 1) * args.workers:.2f} s per network per worker)")
+    print(
+        f"the top-scored network reaches {table[TARGET].iloc[0]:.2f}% (best of the sample: {table.loc[best, TARGET]:.2f}%, "
+        f"sample median {np.median(table[TARGET]):.2f}%)"
+    )
+    print(
+        f"{summary.scored} networks scored in {summary.seconds:.1f} s "
+        f"({summary.seconds / max(summary.scored, 1) * args.workers:.2f} s per network per worker)"
+    )
     return 0

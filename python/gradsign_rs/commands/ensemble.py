@@ -29,19 +29,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     parser.add_argument("results", nargs="+", metavar="RESULTS.csv", help="`gradsign batch` tables to join on index")
-    parser.add_argument("--truth", default=None, metavar="TRUTH.csv",
-                        help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA)")
+    parser.add_argument(
+        "--truth",
+        default=None,
+        metavar="TRUTH.csv",
+        help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA)",
+    )
     parser.add_argument("--target", default="c10valid_test_200ep", help="accuracy column (default c10valid_test_200ep)")
     parser.add_argument("--proxies", default=None, help="comma-separated candidates (default: every proxy column)")
     parser.add_argument("--train-fraction", type=float, default=0.2, help="share of networks used to fit (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/evaluation split")
     parser.add_argument("--max-size", type=int, default=4, help="most proxies in the rule (default 4)")
-    parser.add_argument("--aggregation", choices=("fit", "mean", "log"), default="fit",
-                        help="combine ranks by their mean or by the mean of their logs; fit (default): whichever "
-                             "fits the training split better")
-    parser.add_argument("--fixed", default=None, metavar="P1,P2,...",
-                        help="label-free: evaluate this fixed rule (each proxy larger-is-better, weight 1) on every "
-                             "network, fitting nothing (aggregation: --aggregation, log when 'fit')")
+    parser.add_argument(
+        "--aggregation",
+        choices=("fit", "mean", "log"),
+        default="fit",
+        help="combine ranks by their mean or by the mean of their logs; fit (default): whichever "
+        "fits the training split better",
+    )
+    parser.add_argument(
+        "--fixed",
+        default=None,
+        metavar="P1,P2,...",
+        help="label-free: evaluate this fixed rule (each proxy larger-is-better, weight 1) on every "
+        "network, fitting nothing (aggregation: --aggregation, log when 'fit')",
+    )
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--report", default=None, metavar="DIR", help="write ensemble.md and ensemble.json here")
     parser.add_argument("--notes", default="", help="a paragraph for the report")
@@ -66,10 +78,10 @@ def proxy_table(paths: list[str]) -> pd.DataFrame:
 
 
 def run(args: argparse.Namespace) -> int:
-    from gradsign_rs.proxies import ensemble as ens
-    from gradsign_rs.spaces import nb201
     from gradsign_rs import stats
+    from gradsign_rs.proxies import ensemble as ens
     from gradsign_rs.report import evaluate
+    from gradsign_rs.spaces import nb201
 
     table = proxy_table(args.results)
     truth = read_table(args.truth or data_root() / "nb201" / "nb201_cifar10.csv", columns=[args.target])
@@ -97,8 +109,10 @@ def run(args: argparse.Namespace) -> int:
     evaluation["ensemble"] = ens.ensemble({p: v[held_out] for p, v in values.items()}, rule)
     evaluation[args.target] = target[held_out]
     trained = dict(zip(rule.proxies, rule.signs))
-    orientation = {p: trained.get(p) or (-1 if train.size and ens.spearman(values[p][train], target[train]) < 0 else 1)
-                   for p in candidates}
+    orientation = {
+        p: trained.get(p) or (-1 if train.size and ens.spearman(values[p][train], target[train]) < 0 else 1)
+        for p in candidates
+    }
     top = max(1, held_out.size // 100)
     rows = {}
     for column in ["ensemble", *candidates]:
@@ -111,7 +125,10 @@ def run(args: argparse.Namespace) -> int:
     if dead is not None:
         for name, mask in (("without dead operations", ~dead), ("with dead operations", dead)):
             if mask.sum() >= 3:
-                subsets[name] = (int(mask.sum()), ens.spearman(evaluation["ensemble"].to_numpy()[mask], target[held_out][mask]))
+                subsets[name] = (
+                    int(mask.sum()),
+                    ens.spearman(evaluation["ensemble"].to_numpy()[mask], target[held_out][mask]),
+                )
     result = {
         "rule": rule.to_json(),
         "target": args.target,
@@ -140,8 +157,11 @@ def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -
         for p, s, w in zip(rule["proxies"], rule["signs"], rule["weights"])
     )
     fitted = result["networks"]["train"] > 0
-    origin = (f"fitted on {result['networks']['train']} networks, split seed {result['split_seed']}" if fitted
-              else "fixed without labels, every proxy larger-is-better, nothing fitted")
+    origin = (
+        f"fitted on {result['networks']['train']} networks, split seed {result['split_seed']}"
+        if fitted
+        else "fixed without labels, every proxy larger-is-better, nothing fitted"
+    )
     scope = "the other" if fitted else "all"
     lines = [
         f"# Rank ensemble of proxies vs {result['target']}",
@@ -156,12 +176,18 @@ def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -
         "|---|---:|---|---:|---:|",
     ]
     for name, e in sorted(rows.items(), key=lambda kv: (kv[0] != "ensemble", -kv[1].spearman)):
-        lines.append(f"| {name} | {e.n} | {e.spearman:.4f} ({e.spearman_ci[0]:.4f}, {e.spearman_ci[1]:.4f}) | "
-                     f"{e.kendall:.4f} | {e.precision_at_k[top]:.2f} |")
+        lines.append(
+            f"| {name} | {e.n} | {e.spearman:.4f} ({e.spearman_ci[0]:.4f}, {e.spearman_ci[1]:.4f}) | "
+            f"{e.kendall:.4f} | {e.precision_at_k[top]:.2f} |"
+        )
     if subsets:
         lines += ["", "Ensemble by subset of the evaluation networks:", ""]
         lines += [f"- {name}: {n} networks, Spearman {rho:.4f}" for name, (n, rho) in subsets.items()]
-    lines += ["", "Proxies oriented as fitted (a proxy that predicts lower-is-better is negated). A single proxy is "
-              "evaluated on the networks where it is not NaN (its `networks` count); the ensemble on all of them.",
-              f"Sources: {', '.join(result['sources'])}.", ""]
+    lines += [
+        "",
+        "Proxies oriented as fitted (a proxy that predicts lower-is-better is negated). A single proxy is "
+        "evaluated on the networks where it is not NaN (its `networks` count); the ensemble on all of them.",
+        f"Sources: {', '.join(result['sources'])}.",
+        "",
+    ]
     return "\n".join(lines)

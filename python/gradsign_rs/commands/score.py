@@ -20,36 +20,63 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Score one ONNX classifier: per-sample gradients at its stored weights, signs reduced in Rust.",
     )
     parser.add_argument("model", metavar="MODEL.onnx", help="the ONNX classifier (input: images NCHW, output: logits)")
-    parser.add_argument("--data", required=True, metavar="FILE.npz|FILE.npy",
-                        help="images 'x' (uint8 NHWC) and labels 'y'; or model-ready arrays (float 'x', or a .npy "
-                             "with --labels), used as they are")
+    parser.add_argument(
+        "--data",
+        required=True,
+        metavar="FILE.npz|FILE.npy",
+        help="images 'x' (uint8 NHWC) and labels 'y'; or model-ready arrays (float 'x', or a .npy "
+        "with --labels), used as they are",
+    )
     parser.add_argument("--n", type=int, default=128, help="number of samples (default: 128, the paper's batch)")
     parser.add_argument(
-        "--seed", type=int, default=None,
+        "--seed",
+        type=int,
+        default=None,
         help="draw the N samples at random with this seed (default: the first N, one fixed batch)",
     )
-    parser.add_argument("--normalize", default="cifar10", choices=[*NORMALIZATION, "none"], help="per-channel normalisation")
+    parser.add_argument(
+        "--normalize", default="cifar10", choices=[*NORMALIZATION, "none"], help="per-channel normalisation"
+    )
     parser.add_argument("--threads", type=int, default=None, help="threads for onnxruntime and the reduction")
     parser.add_argument("--provider", default="cpu", help="onnxruntime execution provider: cpu, cuda or a full name")
     parser.add_argument(
-        "--batchnorm", default="train", choices=["train", "as_exported"],
+        "--batchnorm",
+        default="train",
+        choices=["train", "as_exported"],
         help="train: per-sample statistics, the paper's setting; as_exported: keep inference-mode BN",
     )
     parser.add_argument("--input", default=None, help="name of the data input (default: the one input without a value)")
-    parser.add_argument("--output", default=None,
-                        help="name of the logits output (default: the first float output, past a final Softmax)")
-    parser.add_argument("--layout", default="nchw", choices=LAYOUTS,
-                        help="how the model takes images: nchw (torch), nhwc (Keras, TF, JAX), flat (MLP, sklearn)")
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="name of the logits output (default: the first float output, past a final Softmax)",
+    )
+    parser.add_argument(
+        "--layout",
+        default="nchw",
+        choices=LAYOUTS,
+        help="how the model takes images: nchw (torch), nhwc (Keras, TF, JAX), flat (MLP, sklearn)",
+    )
     parser.add_argument("--size", type=int, default=None, help="resize the images to SIZE x SIZE (bilinear) first")
     parser.add_argument("--labels", default=None, metavar="FILE.npy", help="labels for --data FILE.npy of samples")
-    parser.add_argument("--constant", action="append", default=[], metavar="NAME=VALUE",
-                        help="fix a non-data graph input to a value (a JSON number, bool or list); repeatable")
     parser.add_argument(
-        "--proxies", default=None,
+        "--constant",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="fix a non-data graph input to a value (a JSON number, bool or list); repeatable",
+    )
+    parser.add_argument(
+        "--proxies",
+        default=None,
         help="comma-separated zero-cost proxies to compute instead, e.g. gradsign,synflow,nwot (see gradsign_rs.proxies)",
     )
-    parser.add_argument("--proxy-batch-size", type=int, default=64,
-                        help="mini-batch of the batch proxies: the first B of the N samples (default 64)")
+    parser.add_argument(
+        "--proxy-batch-size",
+        type=int,
+        default=64,
+        help="mini-batch of the batch proxies: the first B of the N samples (default 64)",
+    )
     parser.add_argument("--per-layer", action="store_true", help="print the per-layer breakdown")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
@@ -99,8 +126,15 @@ def run(args: argparse.Namespace) -> int:
         return run_proxies(args, names, *model_inputs(args))
     inputs, labels = model_inputs(args)
     result = score(
-        args.model, inputs, labels, provider=args.provider, num_threads=args.threads, batchnorm=args.batchnorm,
-        input=args.input, output=args.output, constant_inputs=constants or None,
+        args.model,
+        inputs,
+        labels,
+        provider=args.provider,
+        num_threads=args.threads,
+        batchnorm=args.batchnorm,
+        input=args.input,
+        output=args.output,
+        constant_inputs=constants or None,
     )
     if args.json:
         payload = {"model": args.model, "data": args.data, **result.to_dict()}
@@ -116,8 +150,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"mean      {result.mean:.6f}  (score / scored weights)")
     print(f"samples   {result.n_samples}")
     print(f"weights   {result.n_weights} in {len(result.per_layer)} layers")
-    print(f"time      {result.seconds:.3f} s  (prepare {result.timings['prepare']:.3f}, "
-          f"gradients {result.timings['gradients']:.3f}, reduce {result.timings['reduce']:.3f})")
+    print(
+        f"time      {result.seconds:.3f} s  (prepare {result.timings['prepare']:.3f}, "
+        f"gradients {result.timings['gradients']:.3f}, reduce {result.timings['reduce']:.3f})"
+    )
     if args.per_layer:
         width = max(len(name) for name in result.per_layer)
         print(f"\n{'layer':<{width}}  {'weights':>9}  {'score':>9}  {'mean':>8}")
@@ -135,8 +171,18 @@ def run_proxies(args: argparse.Namespace, names: tuple[str, ...], inputs: np.nda
         names, args.model, inputs, labels, batch_size=args.proxy_batch_size, provider=args.provider, output=args.output
     )
     if args.json:
-        print(json.dumps({"model": args.model, "data": args.data, "n_samples": int(len(labels)),
-                          "proxies": values, "seconds": seconds}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "data": args.data,
+                    "n_samples": int(len(labels)),
+                    "proxies": values,
+                    "seconds": seconds,
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"model     {args.model}  ({len(labels)} samples, proxy mini-batch {args.proxy_batch_size})")
     width = max(len(n) for n in names)

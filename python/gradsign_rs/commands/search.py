@@ -31,26 +31,50 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     parser.add_argument("--algo", required=True, help="rs, rea, reinforce, bohb, a comma-separated list, or all")
-    parser.add_argument("--assist", default=None, metavar="PROXY",
-                        help="proxy assisting the search: gradsign (the table's score column) or another column name")
-    parser.add_argument("--scores", default=None, metavar="FILE.csv",
-                        help="proxy scores table: columns index, the proxy's column, seconds (from gradsign batch)")
+    parser.add_argument(
+        "--assist",
+        default=None,
+        metavar="PROXY",
+        help="proxy assisting the search: gradsign (the table's score column) or another column name",
+    )
+    parser.add_argument(
+        "--scores",
+        default=None,
+        metavar="FILE.csv",
+        help="proxy scores table: columns index, the proxy's column, seconds (from gradsign batch)",
+    )
     parser.add_argument("--candidates", type=int, default=10, help="candidates per assisted proposal, M (default 10)")
     parser.add_argument("--runs", type=int, default=500, help="runs per algorithm and variant (default 500)")
     parser.add_argument("--seed", type=int, default=0, help="first seed; runs use seeds SEED..SEED+RUNS-1 (default 0)")
-    parser.add_argument("--budget", type=float, default=12000.0, help="simulated time budget per run, s (default 12000)")
-    parser.add_argument("--no-proxy-time", action="store_true",
-                        help="do not charge proxy compute time (the GradSign paper's accounting)")
-    parser.add_argument("--skip-evaluated", action="store_true",
-                        help="assisted picks skip candidates the run has already evaluated while a new one is on offer "
-                             "(not the paper's rule; it stops assisted REA re-training the same networks)")
-    parser.add_argument("--allow-on-the-fly", action="store_true",
-                        help="score networks missing from the table with GradSign during the search (measured seconds)")
+    parser.add_argument(
+        "--budget", type=float, default=12000.0, help="simulated time budget per run, s (default 12000)"
+    )
+    parser.add_argument(
+        "--no-proxy-time",
+        action="store_true",
+        help="do not charge proxy compute time (the GradSign paper's accounting)",
+    )
+    parser.add_argument(
+        "--skip-evaluated",
+        action="store_true",
+        help="assisted picks skip candidates the run has already evaluated while a new one is on offer "
+        "(not the paper's rule; it stops assisted REA re-training the same networks)",
+    )
+    parser.add_argument(
+        "--allow-on-the-fly",
+        action="store_true",
+        help="score networks missing from the table with GradSign during the search (measured seconds)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
     parser.add_argument("--out", default=None, metavar="RUNS.csv", help="runs file, appended to and resumed from")
-    parser.add_argument("--drop-malformed", action="store_true",
-                        help="move malformed rows of the --out runs file to RUNS.csv.malformed and go on")
-    parser.add_argument("--report", default=None, metavar="DIR", help="write summary.md, summary.json, anytime.png here")
+    parser.add_argument(
+        "--drop-malformed",
+        action="store_true",
+        help="move malformed rows of the --out runs file to RUNS.csv.malformed and go on",
+    )
+    parser.add_argument(
+        "--report", default=None, metavar="DIR", help="write summary.md, summary.json, anytime.png here"
+    )
     parser.add_argument("--title", default=None, help="report title")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,8 +105,9 @@ def _check_counts(args: argparse.Namespace) -> None:
     if not 1 <= args.runs <= MAX_RUNS:
         raise GradSignError(f"--runs must be an integer in 1..{MAX_RUNS}, got {args.runs}")
     if not 0 <= args.seed <= MAX_SEED - args.runs + 1:
-        raise GradSignError(f"--seed must be an integer in 0..{MAX_SEED - args.runs + 1} (seeds SEED..SEED+RUNS-1), "
-                            f"got {args.seed}")
+        raise GradSignError(
+            f"--seed must be an integer in 0..{MAX_SEED - args.runs + 1} (seeds SEED..SEED+RUNS-1), got {args.seed}"
+        )
     from gradsign_rs.search.runner import MAX_WORKERS
 
     if not 1 <= args.workers <= MAX_WORKERS:
@@ -102,12 +127,20 @@ def run(args: argparse.Namespace) -> int:
     if args.assist == VANILLA:
         raise GradSignError(f"--assist {VANILLA!r} is not a proxy; leave --assist out for vanilla runs only")
     settings = SearchSettings(
-        budget=args.budget, candidates=args.candidates, charge_proxy_time=not args.no_proxy_time,
-        scores=args.scores, allow_on_the_fly=args.allow_on_the_fly, skip_evaluated=args.skip_evaluated,
+        budget=args.budget,
+        candidates=args.candidates,
+        charge_proxy_time=not args.no_proxy_time,
+        scores=args.scores,
+        allow_on_the_fly=args.allow_on_the_fly,
+        skip_evaluated=args.skip_evaluated,
     )
     variants = [VANILLA] + ([args.assist] if args.assist else [])
-    specs = [RunSpec(a, v, s) for a in parse_algorithms(args.algo) for v in variants
-             for s in range(args.seed, args.seed + args.runs)]
+    specs = [
+        RunSpec(a, v, s)
+        for a in parse_algorithms(args.algo)
+        for v in variants
+        for s in range(args.seed, args.seed + args.runs)
+    ]
     sid = ""
     if args.assist:
         check_coverage(settings, [args.assist])  # refuse before any run, not after hours of vanilla ones
@@ -146,32 +179,61 @@ def run(args: argparse.Namespace) -> int:
     frame = report.runs_frame(rows)
     summary = report.summarize(frame)
     if args.report:
-        title = args.title or "NAS-Bench-201 search: " + (f"vanilla vs {args.assist}-assisted" if args.assist else "vanilla")
+        title = args.title or "NAS-Bench-201 search: " + (
+            f"vanilla vs {args.assist}-assisted" if args.assist else "vanilla"
+        )
         settings_line = (
             f"Settings: budget {args.budget:g} s per run, seeds {args.seed}..{args.seed + args.runs - 1}"
-            + (f", M = {args.candidates} candidates, proxy time {'charged' if settings.charge_proxy_time else 'free'}, "
-               + ("already evaluated candidates skipped, " if settings.skip_evaluated else "")
-               + f"scores {args.scores or 'on the fly'}" if args.assist else "") + "."
+            + (
+                f", M = {args.candidates} candidates, proxy time {'charged' if settings.charge_proxy_time else 'free'}, "
+                + ("already evaluated candidates skipped, " if settings.skip_evaluated else "")
+                + f"scores {args.scores or 'on the fly'}"
+                if args.assist
+                else ""
+            )
+            + "."
         )
         try:
-            report.write_report(frame, NB201Table.load().finals, Path(args.report), budget=args.budget, title=title,
-                                notes=PROTOCOL_NOTES + "\n\n" + settings_line)
+            report.write_report(
+                frame,
+                NB201Table.load().finals,
+                Path(args.report),
+                budget=args.budget,
+                title=title,
+                notes=PROTOCOL_NOTES + "\n\n" + settings_line,
+            )
         except OSError as exc:
-            raise GradSignError(f"--report {args.report}: cannot write the report ({exc.strerror}: "
-                                f"{exc.filename})") from None
+            raise GradSignError(
+                f"--report {args.report}: cannot write the report ({exc.strerror}: {exc.filename})"
+            ) from None
     if args.json:
-        print(json.dumps({"settings": {"budget": args.budget, "candidates": args.candidates,
-                                       "proxy_time": settings.charge_proxy_time,
-                                       "skip_evaluated": settings.skip_evaluated, "scores": args.scores,
-                                       "seeds": [args.seed, args.seed + args.runs - 1]},
-                          **report.summary_json(summary, report.paired_gains(frame))}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "settings": {
+                        "budget": args.budget,
+                        "candidates": args.candidates,
+                        "proxy_time": settings.charge_proxy_time,
+                        "skip_evaluated": settings.skip_evaluated,
+                        "scores": args.scores,
+                        "seeds": [args.seed, args.seed + args.runs - 1],
+                    },
+                    **report.summary_json(summary, report.paired_gains(frame)),
+                },
+                indent=2,
+            )
+        )
         return 0
-    print(f"{len(frame)} runs ({len(todo)} new), budget {args.budget:g} s; accuracy (%) of the found networks, mean +- std:")
+    print(
+        f"{len(frame)} runs ({len(todo)} new), budget {args.budget:g} s; accuracy (%) of the found networks, mean +- std:"
+    )
     print(report.format_summary(summary))
     gains = report.paired_gains(frame)
     for record in gains.to_dict("records"):
-        print(f"{record['algo']} + {record['assist']} - vanilla over {record['pairs']} seeds: " + "  ".join(
-            f"{report.LABELS[t]} {record[f'{t}_gain']:+.2f}" for t in report.ANYTIME_TARGETS))
+        print(
+            f"{record['algo']} + {record['assist']} - vanilla over {record['pairs']} seeds: "
+            + "  ".join(f"{report.LABELS[t]} {record[f'{t}_gain']:+.2f}" for t in report.ANYTIME_TARGETS)
+        )
     if args.report:
         print(f"report written to {args.report}")
     return 0

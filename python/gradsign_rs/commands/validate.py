@@ -16,13 +16,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     parser.add_argument("results", metavar="RESULTS.csv", help="a `gradsign batch --proxies ...` table")
-    parser.add_argument("--published", default=None, metavar="FILE.csv",
-                        help="published values (default: nb201/peer_proxies_cifar10.csv in $GRADSIGN_DATA)")
-    parser.add_argument("--second", default=None, metavar="FILE.json",
-                        help="a second published source, NASLib's NAS-Bench-Suite-Zero JSON (default: "
-                             "suite_zero/zc_nasbench201_subset725.json in $GRADSIGN_DATA, when present)")
-    parser.add_argument("--truth", default=None, metavar="TRUTH.csv",
-                        help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA)")
+    parser.add_argument(
+        "--published",
+        default=None,
+        metavar="FILE.csv",
+        help="published values (default: nb201/peer_proxies_cifar10.csv in $GRADSIGN_DATA)",
+    )
+    parser.add_argument(
+        "--second",
+        default=None,
+        metavar="FILE.json",
+        help="a second published source, NASLib's NAS-Bench-Suite-Zero JSON (default: "
+        "suite_zero/zc_nasbench201_subset725.json in $GRADSIGN_DATA, when present)",
+    )
+    parser.add_argument(
+        "--truth",
+        default=None,
+        metavar="TRUTH.csv",
+        help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA)",
+    )
     parser.add_argument("--target", default="c10valid_test_200ep", help="accuracy column (default c10valid_test_200ep)")
     parser.add_argument("--report", default=None, metavar="DIR", help="write validation.md and validation.json here")
     parser.add_argument("--notes", default="", help="a paragraph for the report")

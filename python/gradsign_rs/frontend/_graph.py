@@ -50,7 +50,9 @@ class Names:
 
     def __init__(self, model: onnx.ModelProto):
         graph = model.graph
-        self._used = {t.name for t in graph.initializer} | {v.name for v in graph.input} | {v.name for v in graph.output}
+        self._used = (
+            {t.name for t in graph.initializer} | {v.name for v in graph.input} | {v.name for v in graph.output}
+        )
         for node in graph.node:
             self._used.update(node.input)
             self._used.update(node.output)
@@ -195,8 +197,13 @@ class Emitter:
         return self._names.fresh(f"{self.label}/{what}")
 
     def op(
-        self, op_type: str, inputs: Iterable[str], what: str | None = None, *, output: str | None = None,
-        **attrs: object,
+        self,
+        op_type: str,
+        inputs: Iterable[str],
+        what: str | None = None,
+        *,
+        output: str | None = None,
+        **attrs: Any,
     ) -> str:
         """Append one single-output node; returns its output (`output`, or a fresh `<label>/<what>`)."""
         out = output or self.fresh(what or op_type.lower())
@@ -214,7 +221,13 @@ class Emitter:
         return self.const(list(values), what, np.int64)
 
     def reduce(
-        self, op_type: str, x: str, axes: Iterable[int], *, keepdims: bool, what: str | None = None,
+        self,
+        op_type: str,
+        x: str,
+        axes: Iterable[int],
+        *,
+        keepdims: bool,
+        what: str | None = None,
         output: str | None = None,
     ) -> str:
         axes = list(axes)

@@ -37,8 +37,9 @@ def constants_to_initializers(model: onnx.ModelProto) -> onnx.ModelProto:
             dtype = np.float32 if "float" in attr.name else np.int64
             tensor = numpy_helper.from_array(np.asarray(value, dtype=dtype))
         else:
-            raise GradSignError(f"Constant node {node_label(node)!r}: unsupported value attribute "
-                                f"{[a.name for a in node.attribute]}")
+            raise GradSignError(
+                f"Constant node {node_label(node)!r}: unsupported value attribute {[a.name for a in node.attribute]}"
+            )
         tensor.name = node.output[0]
         graph.initializer.append(tensor)
     del graph.node[:]

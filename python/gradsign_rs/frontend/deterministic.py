@@ -43,8 +43,15 @@ def make_deterministic(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelP
             if len(node.output) > 1 and node.output[1] in read:  # the mask of an inactive Dropout keeps everything
                 shape = names.fresh(f"{label}.shape")
                 nodes.append(helper.make_node("Shape", [node.input[0]], [shape], name=f"{label}/mask_shape"))
-                nodes.append(helper.make_node("ConstantOfShape", [shape], [node.output[1]], name=f"{label}/mask",
-                                              value=helper.make_tensor("true", onnx.TensorProto.BOOL, [1], [True])))
+                nodes.append(
+                    helper.make_node(
+                        "ConstantOfShape",
+                        [shape],
+                        [node.output[1]],
+                        name=f"{label}/mask",
+                        value=helper.make_tensor("true", onnx.TensorProto.BOOL, [1], [True]),
+                    )
+                )
         elif node.op_type == "Bernoulli":
             bernoullis += 1
             label = node_label(node)
@@ -52,8 +59,9 @@ def make_deterministic(model: onnx.ModelProto, source: str) -> tuple[onnx.ModelP
             if dtype is None:
                 nodes.append(helper.make_node("Identity", [node.input[0]], [node.output[0]], name=f"{label}/mean"))
             else:
-                nodes.append(helper.make_node("Cast", [node.input[0]], [node.output[0]], to=int(dtype),
-                                              name=f"{label}/mean"))
+                nodes.append(
+                    helper.make_node("Cast", [node.input[0]], [node.output[0]], to=int(dtype), name=f"{label}/mean")
+                )
         elif node.op_type in _GENERATORS:
             raise GradSignError(
                 f"{source}: node {node_label(node)!r} is a random op ({node.op_type}): its value changes on every run "
@@ -83,7 +91,11 @@ def _uniform_bernoulli_draws(model: onnx.ModelProto) -> dict[int, list[onnx.Node
             consumers.setdefault(name, []).append(index)
     found: dict[int, list[onnx.NodeProto]] = {}
     for position, node in enumerate(nodes):
-        if node.op_type != "RandomUniformLike" or attribute(node, "low", 0.0) != 0.0 or attribute(node, "high", 1.0) != 1.0:
+        if (
+            node.op_type != "RandomUniformLike"
+            or attribute(node, "low", 0.0) != 0.0
+            or attribute(node, "high", 1.0) != 1.0
+        ):
             continue
         less_at = consumers.get(node.output[0], [])
         if len(less_at) != 1 or nodes[less_at[0]].op_type != "Less" or nodes[less_at[0]].input[0] != node.output[0]:

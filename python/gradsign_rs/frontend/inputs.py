@@ -68,7 +68,9 @@ def select_data_input(
     others = [vi for vi in fed if vi.name != input]
     if others:
         listed = ", ".join(_describe(vi) for vi in others)
-        raise GradSignError(f"{source}: graph inputs {listed} have no value; fix them with constant_inputs={{NAME: value}}")
+        raise GradSignError(
+            f"{source}: graph inputs {listed} have no value; fix them with constant_inputs={{NAME: value}}"
+        )
     # Inputs that are initializers are constants of the graph, not inputs (IR >= 4 allows dropping them).
     kept_inputs = [vi for vi in graph.input if vi.name == input]
     del graph.input[:]

@@ -27,21 +27,27 @@ def _confined_location(tensor: onnx.TensorProto, base: Path, source: str) -> Pat
     info = external_data_helper.ExternalDataInfo(tensor)
     location = info.location
     if not location or os.path.isabs(location):
-        raise GradSignError(f"{source}: initializer {tensor.name!r} has external data at {location!r}; only paths "
-                            "relative to the model's folder are read")
+        raise GradSignError(
+            f"{source}: initializer {tensor.name!r} has external data at {location!r}; only paths "
+            "relative to the model's folder are read"
+        )
     real = (base / location).resolve()
     root = base.resolve()
     if real != root and root not in real.parents:
-        raise GradSignError(f"{source}: initializer {tensor.name!r} has external data {location!r} that resolves "
-                            f"outside the model's folder {str(root)!r}; refused")
+        raise GradSignError(
+            f"{source}: initializer {tensor.name!r} has external data {location!r} that resolves "
+            f"outside the model's folder {str(root)!r}; refused"
+        )
     if not real.is_file():
         raise GradSignError(f"{source}: external data file {location!r} of initializer {tensor.name!r} does not exist")
     size = real.stat().st_size
     offset = int(info.offset or 0)
     length = info.length
     if offset < 0 or offset > size or (length is not None and (int(length) < 0 or offset + int(length) > size)):
-        raise GradSignError(f"{source}: external data of initializer {tensor.name!r} (offset {offset}, length "
-                            f"{length}) lies beyond the end of {location!r} ({size} bytes)")
+        raise GradSignError(
+            f"{source}: external data of initializer {tensor.name!r} (offset {offset}, length "
+            f"{length}) lies beyond the end of {location!r} ({size} bytes)"
+        )
     return real
 
 
@@ -51,9 +57,11 @@ def _load_external_data(model: onnx.ModelProto, base: Path | None, source: str) 
     if not tensors:
         return
     if base is None:
-        raise GradSignError(f"{source}: the model references external data ({tensors[0].name!r} in "
-                            f"{external_data_helper.ExternalDataInfo(tensors[0]).location!r}); pass base_dir= (the "
-                            "folder holding it) or give the model as a path")
+        raise GradSignError(
+            f"{source}: the model references external data ({tensors[0].name!r} in "
+            f"{external_data_helper.ExternalDataInfo(tensors[0]).location!r}); pass base_dir= (the "
+            "folder holding it) or give the model as a path"
+        )
     for tensor in tensors:
         real = _confined_location(tensor, base, source)
         info = external_data_helper.ExternalDataInfo(tensor)
@@ -74,15 +82,19 @@ def check_initializers(model: onnx.ModelProto, source: str) -> None:
         try:
             np_dtype = helper.tensor_dtype_to_np_dtype(tensor.data_type)
         except Exception as exc:
-            raise GradSignError(f"{source}: initializer {tensor.name!r} has unknown data type {tensor.data_type}") from exc
+            raise GradSignError(
+                f"{source}: initializer {tensor.name!r} has unknown data type {tensor.data_type}"
+            ) from exc
         count = int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
         if tensor.HasField("raw_data") or tensor.raw_data:
             itemsize = np.dtype(np_dtype).itemsize
             if tensor.data_type in (onnx.TensorProto.INT4, onnx.TensorProto.UINT4):
                 continue  # packed two per byte
             if len(tensor.raw_data) != count * itemsize:
-                raise GradSignError(f"{source}: initializer {tensor.name!r} of shape {list(tensor.dims)} needs "
-                                    f"{count * itemsize} bytes of data, has {len(tensor.raw_data)}")
+                raise GradSignError(
+                    f"{source}: initializer {tensor.name!r} of shape {list(tensor.dims)} needs "
+                    f"{count * itemsize} bytes of data, has {len(tensor.raw_data)}"
+                )
         else:
             field = helper.tensor_dtype_to_field(tensor.data_type)
             stored = len(getattr(tensor, field))
@@ -90,8 +102,10 @@ def check_initializers(model: onnx.ModelProto, source: str) -> None:
                 stored //= 2
             if stored not in (count,) and not (count == 0 and stored == 0):
                 # float16 & co. live in int32_data one per element; anything else is short or long data.
-                raise GradSignError(f"{source}: initializer {tensor.name!r} of shape {list(tensor.dims)} holds "
-                                    f"{stored} values, expected {count}")
+                raise GradSignError(
+                    f"{source}: initializer {tensor.name!r} of shape {list(tensor.dims)} holds "
+                    f"{stored} values, expected {count}"
+                )
 
 
 def check_finite_parameters(model: onnx.ModelProto, source: str, names: set[str]) -> None:
@@ -102,13 +116,18 @@ def check_finite_parameters(model: onnx.ModelProto, source: str, names: set[str]
 
     wanted = names | normalization_parameters(model.graph)
     for tensor in model.graph.initializer:
-        if tensor.name in wanted and tensor.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE,
-                                                          onnx.TensorProto.FLOAT16):
+        if tensor.name in wanted and tensor.data_type in (
+            onnx.TensorProto.FLOAT,
+            onnx.TensorProto.DOUBLE,
+            onnx.TensorProto.FLOAT16,
+        ):
             values = numpy_helper.to_array(tensor)
             if not np.isfinite(values).all():
                 bad = int(np.size(values) - np.isfinite(values).sum())
-                raise GradSignError(f"{source}: initializer {tensor.name!r} holds {bad} NaN or inf value(s); a "
-                                    "network with non-finite parameters has no GradSign")
+                raise GradSignError(
+                    f"{source}: initializer {tensor.name!r} holds {bad} NaN or inf value(s); a "
+                    "network with non-finite parameters has no GradSign"
+                )
 
 
 def load_model(model: object, *, base_dir: str | os.PathLike[str] | None = None) -> tuple[onnx.ModelProto, str]:

@@ -21,7 +21,9 @@ def _logits_info(graph: onnx.GraphProto, logits: str) -> onnx.ValueInfoProto:
     return found if found is not None else helper.make_tensor_value_info(logits, onnx.TensorProto.FLOAT, None)
 
 
-def add_cross_entropy(model: onnx.ModelProto, logits: str, batch: int, *, name: str = "gradsign/loss") -> onnx.ModelProto:
+def add_cross_entropy(
+    model: onnx.ModelProto, logits: str, batch: int, *, name: str = "gradsign/loss"
+) -> onnx.ModelProto:
     """A copy with integer labels (shape (batch,)) and the mean softmax cross-entropy of the logits as the scalar
     output LOSS; the outputs become [LOSS, logits]. The node declares its log-probabilities output, which the
     gradient builder reads."""

@@ -43,8 +43,11 @@ def _softplus(emit: Emitter, x: str, dtype: np.dtype, output: str | None = None)
 def _needs_where(emit: Emitter, node: onnx.NodeProto) -> None:
     """Refuse a model older than Where (opset 9); the pipeline converts models to opset 13 or later first."""
     if emit.opset < 9:
-        raise refusal(node, f"the lowering selects with Where, which opset {emit.opset} lacks (it arrived at 9)",
-                      "convert the model to opset 9 or later (onnx.version_converter)")
+        raise refusal(
+            node,
+            f"the lowering selects with Where, which opset {emit.opset} lacks (it arrived at 9)",
+            "convert the model to opset 9 or later (onnx.version_converter)",
+        )
 
 
 def _exponential_linear(
@@ -150,8 +153,11 @@ def lower_selu(model: onnx.ModelProto) -> onnx.ModelProto:
         x, dtype = node.input[0], numpy_dtype(types, node.input[0])
         alpha, gamma = float(attribute(node, "alpha", SELU_ALPHA)), float(attribute(node, "gamma", SELU_GAMMA))
         if alpha < 0:
-            raise refusal(node, f"alpha = {alpha} < 0 makes onnxruntime's clamp keep the exponential term where x > 0",
-                          "use alpha >= 0 (the SELU default is 1.6733)")
+            raise refusal(
+                node,
+                f"alpha = {alpha} < 0 makes onnxruntime's clamp keep the exponential term where x > 0",
+                "use alpha >= 0 (the SELU default is 1.6733)",
+            )
         inner = _exponential_linear(emit, x, alpha, dtype)
         emit.op("Mul", [emit.const(gamma, "gamma", dtype), inner], output=node.output[0])
 

@@ -25,7 +25,7 @@ from gradsign_rs.frontend._graph import Emitter, attribute, known_dims, refusal,
 ELLIPSIS = "..."
 SUPPORTED = (
     "gradsign-rs lowers one- and two-operand equations whose letters appear at most once per operand "
-    "(\"...\" allowed where the operand's rank is known); rewrite the node with MatMul/Transpose or export without it"
+    '("..." allowed where the operand\'s rank is known); rewrite the node with MatMul/Transpose or export without it'
 )
 
 
@@ -45,14 +45,14 @@ def parse(equation: str, ranks: list[int | None]) -> tuple[list[str], str]:
     for term in [*terms, rhs]:
         body = term.replace(ELLIPSIS, "", 1)
         if not all(c in string.ascii_letters for c in body):
-            raise Unsupported(f"term {term!r} has characters other than letters and one \"...\"")
+            raise Unsupported(f'term {term!r} has characters other than letters and one "..."')
         if len(set(body)) != len(body):
             raise Unsupported(f"a letter repeats within term {term!r} (a diagonal or trace)")
     widths = []  # how many dims "..." stands for in each term (0 without one)
     for term, rank in zip(terms, ranks):
         if ELLIPSIS in term and rank is None:
-            raise Unsupported(f"the rank of the operand of term {term!r} is unknown, so \"...\" cannot be expanded")
-        widths.append(rank - (len(term) - len(ELLIPSIS)) if ELLIPSIS in term else 0)
+            raise Unsupported(f'the rank of the operand of term {term!r} is unknown, so "..." cannot be expanded')
+        widths.append((rank or 0) - (len(term) - len(ELLIPSIS)) if ELLIPSIS in term else 0)  # rank known: checked
         if widths[-1] < 0:
             raise Unsupported(f"term {term!r} has more letters than its operand's rank {rank}")
     width = max(widths, default=0)

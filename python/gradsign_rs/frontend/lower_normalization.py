@@ -10,6 +10,7 @@ E[x^2] - E[x]^2, which the two-pass form matches to rounding and beats when |mea
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import onnx
@@ -63,7 +64,7 @@ def lower_instance_normalization(model: onnx.ModelProto) -> onnx.ModelProto:
         shape = dims.get(x)
         if shape is None:
             raise refusal(node, f"the rank of input {x!r} is unknown", "export the model with input shapes")
-        if len(shape) < 3 or (None not in shape[2:] and math.prod(shape[2:]) == 1):
+        if len(shape) < 3 or (None not in shape[2:] and math.prod(cast("tuple[int, ...]", shape[2:])) == 1):
             raise _degenerate(node, x, shape, "channel")
         axes = list(range(2, len(shape)))
         normalized = _normalize(emit, x, axes, float(attribute(node, "epsilon", 1e-5)), numpy_dtype(types, x))
@@ -96,7 +97,7 @@ def lower_group_normalization(model: onnx.ModelProto) -> onnx.ModelProto:
                     f"{name!r} has shape {dims[name]}, not ({expected[0]},): one value per {expected[1]}",
                     "export the model at the opset whose GroupNormalization form it uses",
                 )
-        if None not in shape[1:] and math.prod(shape[1:]) // groups == 1:
+        if None not in shape[1:] and math.prod(cast("tuple[int, ...]", shape[1:])) // groups == 1:
             raise _degenerate(node, x, shape, "group")
         # (N, G, C/G * spatial): the statistics of each group are those of one row.
         grouped = emit.op("Reshape", [x, emit.ints([0, groups, -1], "grouped_shape")], "grouped")

@@ -78,8 +78,11 @@ def _axes(model: onnx.ModelProto, node: onnx.NodeProto, opset: int) -> list[int]
         return None
     axes = constant_value(model, node.input[1])
     if axes is None:
-        raise refusal(node, f"axes {node.input[1]!r} are computed in the graph, not constant",
-                      "fold them into an initializer (onnxsim, or export with constant folding)")
+        raise refusal(
+            node,
+            f"axes {node.input[1]!r} are computed in the graph, not constant",
+            "fold them into an initializer (onnxsim, or export with constant folding)",
+        )
     return [int(a) for a in axes.reshape(-1)]
 
 
@@ -123,16 +126,24 @@ def _input_dims(node: onnx.NodeProto, dims: dict[str, tuple[int | None, ...]]) -
 
 
 def _reduce_max(
-    emit: Emitter, node: onnx.NodeProto, dims: tuple[int | None, ...], axes: list[int], keepdims: bool, *,
+    emit: Emitter,
+    node: onnx.NodeProto,
+    dims: tuple[int | None, ...],
+    axes: list[int],
+    keepdims: bool,
+    *,
     negate: bool = False,
 ) -> None:
     """The node's output = max of its input x over `axes` (normalised, sorted) by one MaxPool over rows of length
     R = prod(dims[axes]); with `negate`, -max(-x) = min(x)."""
     x, output = node.input[0], node.output[0]
-    reduced = [dims[a] for a in axes if dims[a] is not None]
+    reduced = [d for d in (dims[a] for a in axes) if d is not None]
     if len(reduced) < len(axes):
-        raise refusal(node, f"reduced axes {axes} of {x!r} (shape {dims}) are not all static",
-                      "export the model with static sizes on the reduced axes")
+        raise refusal(
+            node,
+            f"reduced axes {axes} of {x!r} (shape {dims}) are not all static",
+            "export the model with static sizes on the reduced axes",
+        )
     row = math.prod(reduced)
     if row == 0:
         raise refusal(node, f"reduces over an empty axis of {x!r} (shape {dims})", "remove the empty reduction")
@@ -194,8 +205,11 @@ def lower_global_max_pool(model: onnx.ModelProto) -> onnx.ModelProto:
     def lower(emit: Emitter, node: onnx.NodeProto) -> None:
         shape = _input_dims(node, dims)
         if len(shape) < 3:
-            raise refusal(node, f"input {node.input[0]!r} of rank {len(shape)} has no spatial axis (onnxruntime needs "
-                          "rank >= 3)", "use ReduceMax, or give the input its spatial axes")
+            raise refusal(
+                node,
+                f"input {node.input[0]!r} of rank {len(shape)} has no spatial axis (onnxruntime needs rank >= 3)",
+                "use ReduceMax, or give the input its spatial axes",
+            )
         _reduce_max(emit, node, shape, list(range(2, len(shape))), True)
 
     return rewrite_op(model, "GlobalMaxPool", lower)

@@ -36,7 +36,12 @@ from gradsign_rs.frontend._graph import (
 )
 
 COORDINATE_MODES = (
-    "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn", "half_pixel_symmetric"
+    "half_pixel",
+    "pytorch_half_pixel",
+    "align_corners",
+    "asymmetric",
+    "tf_half_pixel_for_nn",
+    "half_pixel_symmetric",
 )
 HALF_PIXEL_MODES = ("half_pixel", "pytorch_half_pixel", "half_pixel_symmetric")
 
@@ -154,14 +159,15 @@ def _geometry(
         )
     scale_of: dict[int, float] = {}
     out_len: dict[int, int | None] = {}
-    if sizes and given[sizes].size:
-        for axis, size in zip(axes, given[sizes].tolist()):
+    size_values, scale_values = given.get(sizes) if sizes else None, given.get(scales) if scales else None
+    if size_values is not None and size_values.size:
+        for axis, size in zip(axes, size_values.tolist()):
             if shape[axis] is None:
                 raise refuse(f"sizes given for axis {axis} whose length is not static")
             # float32 as onnxruntime: scale = out / in
             scale_of[axis], out_len[axis] = float(np.float32(size) / np.float32(shape[axis])), int(size)
-    elif scales and given[scales].size:
-        for axis, scale in zip(axes, given[scales].astype(np.float32).tolist()):
+    elif scale_values is not None and scale_values.size:
+        for axis, scale in zip(axes, scale_values.astype(np.float32).tolist()):
             scale_of[axis] = scale
             # onnxruntime truncates the float32 product
             out_len[axis] = None if shape[axis] is None else int(np.float32(scale) * np.float32(shape[axis]))
@@ -171,7 +177,12 @@ def _geometry(
 
 
 def _lower_linear(
-    emit: Emitter, x: str, output: str, geometry: Geometry, coordinates: str, dtype: np.dtype,
+    emit: Emitter,
+    x: str,
+    output: str,
+    geometry: Geometry,
+    coordinates: str,
+    dtype: np.dtype,
     refuse: Callable[..., Exception],
 ) -> None:
     """One MatMul per resized axis (the last two only) with its constant interpolation matrix."""
@@ -182,7 +193,9 @@ def _lower_linear(
         in_len = geometry.shape[axis]
         if in_len is None:
             raise refuse(f"linear resizing of axis {axis}, whose length is not static")
-        c = original_coordinates(coordinates, in_len, geometry.out_len[axis], geometry.scale[axis])
+        out_len = geometry.out_len[axis]
+        assert out_len is not None, "Geometry sets the output length of every resized axis"
+        c = original_coordinates(coordinates, in_len, out_len, geometry.scale[axis])
         weights = linear_weights(c, in_len)
         last = output if k == len(resized) - 1 else None
         if axis == rank - 1:  # (..., in) @ (in, out)
@@ -192,7 +205,12 @@ def _lower_linear(
 
 
 def _lower_nearest(
-    emit: Emitter, x: str, output: str, geometry: Geometry, coordinates: str, rounding: str,
+    emit: Emitter,
+    x: str,
+    output: str,
+    geometry: Geometry,
+    coordinates: str,
+    rounding: str,
     refuse: Callable[..., Exception],
 ) -> None:
     """Gather for the axes whose index map is not a repetition, then one Unsqueeze/Expand/Reshape for the rest."""
@@ -200,7 +218,7 @@ def _lower_nearest(
     for axis in geometry.resized:
         factor, in_len, out_len = geometry.scale[axis], geometry.shape[axis], geometry.out_len[axis]
         integer = factor == int(factor) and factor >= 1
-        if in_len is not None:
+        if in_len is not None and out_len is not None:
             indices = nearest_indices(original_coordinates(coordinates, in_len, out_len, factor), rounding, in_len)
             if integer and np.array_equal(indices, np.arange(out_len) // int(factor)):
                 factors[axis] = int(factor)

@@ -13,8 +13,11 @@ REQUIRED_OUTPUTS = {"LayerNormalization": 3}
 
 def declare_optional_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy where every node of REQUIRED_OUTPUTS declares all its outputs (fresh names, read by nothing else)."""
-    if not any(len(node.output) < REQUIRED_OUTPUTS.get(node.op_type, 0) or not all(node.output)
-               for node in model.graph.node if node.op_type in REQUIRED_OUTPUTS):
+    if not any(
+        len(node.output) < REQUIRED_OUTPUTS.get(node.op_type, 0) or not all(node.output)
+        for node in model.graph.node
+        if node.op_type in REQUIRED_OUTPUTS
+    ):
         return model
     out = copy_model(model)
     names = Names(out)

@@ -110,8 +110,14 @@ def prepare_network(
     chosen = weights_module.scored_weights(proto, weights)
     if not chosen:
         foreign = next((n for n in proto.graph.node if n.domain and n.domain not in ("ai.onnx",)), None)
-        hint = (f"; its node {foreign.name!r} is a {foreign.domain} {foreign.op_type}, whose weights are attributes "
-                "that no gradient reaches (export the model with standard ONNX layers)") if foreign is not None else ""
+        hint = (
+            (
+                f"; its node {foreign.name!r} is a {foreign.domain} {foreign.op_type}, whose weights are attributes "
+                "that no gradient reaches (export the model with standard ONNX layers)"
+            )
+            if foreign is not None
+            else ""
+        )
         raise GradSignError(
             f"{source}: no scored weights: the model has no Conv, Gemm, MatMul or Einsum whose weight is a float32 "
             f"initializer{hint}"

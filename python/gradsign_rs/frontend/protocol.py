@@ -36,7 +36,7 @@ class Protocol:
 
     @property
     def label(self) -> str:
-        """"paper" or "flagged" (the value of the `protocol` column of batch tables)."""
+        """ "paper" or "flagged" (the value of the `protocol` column of batch tables)."""
         return "paper" if self.follows_paper else "flagged"
 
 
@@ -68,8 +68,13 @@ def _named_after_batchnorm(node: onnx.NodeProto) -> bool:
     return bool(_BATCHNORM_NAME.search(node.name)) or any(_BATCHNORM_NAME.search(p.value) for p in node.metadata_props)
 
 
-def assess(model: onnx.ModelProto, *, batchnorm: str = "train", shapes: dict[str, tuple[int, ...]] | None = None,
-           notes: tuple[str, ...] = ()) -> Protocol:
+def assess(
+    model: onnx.ModelProto,
+    *,
+    batchnorm: str = "train",
+    shapes: dict[str, tuple[int, ...]] | None = None,
+    notes: tuple[str, ...] = (),
+) -> Protocol:
     """Judge an exported graph (before lowering) against the protocol. Convolutions whose output is a single
     position per channel (squeeze-excite, heads) never carry BatchNorm and are not counted."""
     graph = model.graph
@@ -107,8 +112,10 @@ def assess(model: onnx.ModelProto, *, batchnorm: str = "train", shapes: dict[str
             "in training mode (gradsign_rs.from_torch)"
         )
     if batchnorms and batchnorm == "as_exported":
-        reasons.append("batchnorm='as_exported': BatchNorm runs on the exported running statistics, not on each "
-                       "sample's own (the paper's setting)")
+        reasons.append(
+            "batchnorm='as_exported': BatchNorm runs on the exported running statistics, not on each "
+            "sample's own (the paper's setting)"
+        )
     elif any(_inference_mode(n) for n in batchnorms) and not reasons:
         adaptations.append("BatchNorm exported in inference mode: run in training mode with per-sample statistics")
     return Protocol(follows_paper=not reasons, reasons=tuple(reasons), notes=tuple(adaptations))
@@ -169,8 +176,11 @@ def batchnorm_as_exported(model: onnx.ModelProto) -> onnx.ModelProto:
 def batchnorm_training_mode(model: onnx.ModelProto) -> onnx.ModelProto | None:
     """A copy with training_mode=1 on every BatchNormalization (each sample's own statistics), declaring the
     running-statistics outputs training mode requires; None when the opset predates the attribute (13)."""
-    if all(attribute(n, "training_mode", 0) == 1 and len(n.output) >= 3
-           for n in model.graph.node if n.op_type == "BatchNormalization"):
+    if all(
+        attribute(n, "training_mode", 0) == 1 and len(n.output) >= 3
+        for n in model.graph.node
+        if n.op_type == "BatchNormalization"
+    ):
         return model
     if (default_opset(model) or 0) < 14:
         return None

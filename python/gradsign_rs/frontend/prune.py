@@ -23,8 +23,17 @@ from gradsign_rs.frontend._graph import attribute, copy_model, static_shapes
 
 # Ops whose (first) output is exactly 0 wherever their data input (input 0) is.
 _ZERO_IN_ZERO_OUT = {
-    "Relu", "AveragePool", "MaxPool", "GlobalAveragePool", "GlobalMaxPool", "Identity", "Flatten", "Reshape",
-    "Squeeze", "Unsqueeze", "Transpose",
+    "Relu",
+    "AveragePool",
+    "MaxPool",
+    "GlobalAveragePool",
+    "GlobalMaxPool",
+    "Identity",
+    "Flatten",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+    "Transpose",
 }
 
 

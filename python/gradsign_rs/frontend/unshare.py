@@ -23,8 +23,12 @@ NORMALIZATION_PARAMETERS = {
 
 def unshare_parameters(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy where no initializer is read as a parameter by two normalisation nodes, or by one twice."""
-    reads = [node.input[p] for node in model.graph.node for p in NORMALIZATION_PARAMETERS.get(node.op_type, ())
-             if p < len(node.input) and node.input[p]]
+    reads = [
+        node.input[p]
+        for node in model.graph.node
+        for p in NORMALIZATION_PARAMETERS.get(node.op_type, ())
+        if p < len(node.input) and node.input[p]
+    ]
     identity_outputs = {n.output[0] for n in model.graph.node if n.op_type == "Identity" and n.output}
     if len(set(reads)) == len(reads) and not set(reads) & identity_outputs:
         return model
@@ -57,6 +61,8 @@ def unshare_parameters(model: onnx.ModelProto) -> onnx.ModelProto:
 def normalization_parameters(graph: onnx.GraphProto) -> set[str]:
     """Every parameter tensor of a normalisation node (fed as inputs: onnxruntime merges equal initializers)."""
     return {
-        node.input[p] for node in graph.node for p in NORMALIZATION_PARAMETERS.get(node.op_type, ())
+        node.input[p]
+        for node in graph.node
+        for p in NORMALIZATION_PARAMETERS.get(node.op_type, ())
         if p < len(node.input) and node.input[p]
     }

@@ -24,7 +24,9 @@ def normalize_versions(model: onnx.ModelProto, source: str) -> onnx.ModelProto:
     """
     opset = default_opset(model)
     if opset is None:
-        raise GradSignError(f"{source}: the model imports no default-domain opset (ai.onnx); it is not a standard ONNX graph")
+        raise GradSignError(
+            f"{source}: the model imports no default-domain opset (ai.onnx); it is not a standard ONNX graph"
+        )
     target = min(max(opset, MIN_OPSET), MAX_OPSET)
     out = model
     if target != opset:

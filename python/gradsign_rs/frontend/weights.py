@@ -42,7 +42,9 @@ def _weight_source(name: str, producers: dict[str, onnx.NodeProto], inits: set[s
     return name
 
 
-def node_weight(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], inits: dict[str, onnx.TensorProto]) -> str | None:
+def node_weight(
+    node: onnx.NodeProto, producers: dict[str, onnx.NodeProto], inits: dict[str, onnx.TensorProto]
+) -> str | None:
     """The float32 initializer that a Conv, Gemm, MatMul or Einsum node uses as its weight (possibly through a
     Transpose or similar), or None: Conv/Gemm read it as input 1; MatMul/Einsum as their first initializer operand."""
     if node.op_type in ("Conv", "Gemm"):
@@ -94,15 +96,51 @@ def scored_weights(model: onnx.ModelProto, weights: str | list[str] = "conv_line
 # (Floor, Ceil, Round and Sign have zero gradients mathematically, but onnxruntime's builder refuses them on a float
 # path, so they are not listed: the differentiability check names them instead of the builder failing later.)
 _NO_GRADIENT_OPS = {
-    "Shape", "Size", "ConstantOfShape", "EyeLike", "NonZero", "ArgMax", "ArgMin", "Equal", "Less", "Greater",
-    "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Xor", "IsNaN", "IsInf", "RandomNormalLike",
-    "RandomUniformLike", "Range", "OneHot",
+    "Shape",
+    "Size",
+    "ConstantOfShape",
+    "EyeLike",
+    "NonZero",
+    "ArgMax",
+    "ArgMin",
+    "Equal",
+    "Less",
+    "Greater",
+    "LessOrEqual",
+    "GreaterOrEqual",
+    "Not",
+    "And",
+    "Or",
+    "Xor",
+    "IsNaN",
+    "IsInf",
+    "RandomNormalLike",
+    "RandomUniformLike",
+    "Range",
+    "OneHot",
 }
 _DATA_INPUTS_ONLY = {
-    "Reshape": (0,), "Expand": (0,), "Tile": (0,), "Slice": (0,), "Pad": (0,), "Squeeze": (0,), "Unsqueeze": (0,),
-    "Gather": (0,), "GatherElements": (0,), "GatherND": (0,), "Resize": (0,), "Upsample": (0,), "TopK": (0,),
-    "ReduceSum": (0,), "ReduceMean": (0,), "ReduceMax": (0,), "ReduceMin": (0,), "Split": (0,), "Where": (1, 2),
-    "Dropout": (0,), "CumSum": (0,),
+    "Reshape": (0,),
+    "Expand": (0,),
+    "Tile": (0,),
+    "Slice": (0,),
+    "Pad": (0,),
+    "Squeeze": (0,),
+    "Unsqueeze": (0,),
+    "Gather": (0,),
+    "GatherElements": (0,),
+    "GatherND": (0,),
+    "Resize": (0,),
+    "Upsample": (0,),
+    "TopK": (0,),
+    "ReduceSum": (0,),
+    "ReduceMean": (0,),
+    "ReduceMax": (0,),
+    "ReduceMin": (0,),
+    "Split": (0,),
+    "Where": (1, 2),
+    "Dropout": (0,),
+    "CumSum": (0,),
 }
 
 

@@ -29,7 +29,6 @@ from scipy import stats
 
 from gradsign_rs._core import GradSignError
 
-
 # Relative weights a proxy may join the ensemble with.
 WEIGHTS = (0.5, 1.0, 2.0)
 # How oriented ranks are combined; `fit` tries each (the first wins ties).
@@ -80,7 +79,9 @@ def ensemble(table: Mapping[str, np.ndarray], rule: EnsembleRule) -> np.ndarray:
         raise GradSignError(f"ensemble: the table lacks proxies {missing}")
     if not rule.proxies:
         raise GradSignError("ensemble: the rule chooses no proxies")
-    oriented = np.stack([normalized_ranks(s * np.asarray(table[p], np.float64)) for p, s in zip(rule.proxies, rule.signs)])
+    oriented = np.stack(
+        [normalized_ranks(s * np.asarray(table[p], np.float64)) for p, s in zip(rule.proxies, rule.signs)]
+    )
     if rule.aggregation == "log":
         oriented = np.log(oriented)  # ranks are in (0, 1]: finite, NaN stays NaN
     weights = np.asarray(rule.weight_of(), np.float64)[:, None]

@@ -46,12 +46,19 @@ _graph_cache: OrderedDict[str, bytes] = OrderedDict()
 _graph_cache_lock = threading.Lock()
 
 
-def load_network(model: object, *, output: str | None = None, input: str | None = None,
-                 constant_inputs: dict[str, np.ndarray] | None = None) -> Network:
+def load_network(
+    model: object,
+    *,
+    output: str | None = None,
+    input: str | None = None,
+    constant_inputs: dict[str, np.ndarray] | None = None,
+) -> Network:
     """`model` prepared by the front end (`gradsign_rs.frontend.pipeline.prepare_network`), float32 input only."""
     network = prepare_network(model, output=output, input=input, constant_inputs=constant_inputs)
     if network.input_dtype is not np.float32:
-        raise GradSignError(f"{network.source}: the proxies run float32 models; input {network.data_input!r} is not float32")
+        raise GradSignError(
+            f"{network.source}: the proxies run float32 models; input {network.data_input!r} is not float32"
+        )
     return network
 
 
@@ -164,7 +171,9 @@ def build_batch_program(
         proto = loss_pass.add_sum_logits(proto, network.logits)
     else:
         raise GradSignError(f"loss must be 'cross_entropy' or 'sum_logits', got {loss!r}")
-    proto.graph.output.extend(helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in dict.fromkeys(relus))
+    proto.graph.output.extend(
+        helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None) for x in dict.fromkeys(relus)
+    )
     # As in the engine: differentiated weights and normalisation parameters are fed (ORT merges equal initializers).
     proto, fed = loss_pass.feed_as_inputs(proto, set(live) | set(feed_also) | normalization_parameters(proto.graph))
     if gradients_of == "weights":
@@ -243,10 +252,17 @@ class BatchSession:
     """An onnxruntime session over a BatchProgram: single-threaded and deterministic, as the GradSign engine."""
 
     def __init__(self, program: BatchProgram, *, provider: str = "cpu"):
-        self._session = engine.deterministic_session(program.graph, provider, f"{program.source}: the batch gradient graph")
+        self._session = engine.deterministic_session(
+            program.graph, provider, f"{program.source}: the batch gradient graph"
+        )
         self.program = program
         self._relu_outputs = list(dict.fromkeys(program.relu_inputs))
-        self._outputs = [loss_pass.LOSS, program.logits, *self._relu_outputs, *(f"{t}_grad" for t in program.gradients_of)]
+        self._outputs = [
+            loss_pass.LOSS,
+            program.logits,
+            *self._relu_outputs,
+            *(f"{t}_grad" for t in program.gradients_of),
+        ]
         self._takes_loss_scale = LOSS_SCALE in {i.name for i in self._session.get_inputs()}
 
     def run(
@@ -277,8 +293,9 @@ class BatchSession:
             missing = set(program.relu_masks) - set(masks or {})
             if missing:
                 raise GradSignError(f"{program.source}: no ReLU mask given for {sorted(missing)[:3]}")
+            given = masks or {}
             for x, mask in program.relu_masks.items():
-                feeds[mask] = np.ascontiguousarray(masks[x], dtype=np.float32)
+                feeds[mask] = np.ascontiguousarray(given[x], dtype=np.float32)
         if self._takes_loss_scale:
             feeds[LOSS_SCALE] = np.array(loss_scale, np.float32)
         try:

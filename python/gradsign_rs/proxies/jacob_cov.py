@@ -19,8 +19,9 @@ def jacob_cov(workspace: Workspace) -> float:
     NaN where a sample's Jacobian is constant (its correlation is undefined) or an eigenvalue is below −k.
     """
     if workspace.batch_size < 2:
-        raise GradSignError(f"jacob_cov correlates the samples of a mini-batch: batch_size must be >= 2, got "
-                            f"{workspace.batch_size}")
+        raise GradSignError(
+            f"jacob_cov correlates the samples of a mini-batch: batch_size must be >= 2, got {workspace.batch_size}"
+        )
     jacobian = workspace.input_jacobian.astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = np.corrcoef(jacobian)

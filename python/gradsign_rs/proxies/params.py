@@ -13,9 +13,7 @@ def count_parameters(model: onnx.ModelProto, constants: frozenset[str] = frozens
     the `constants` (initializers that were Constant nodes: e.g. the scale and bias that an exporter writes for an
     affine-free BatchNorm). A tensor read by several nodes counts once.
     """
-    running = {
-        name for node in model.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]
-    }
+    running = {name for node in model.graph.node if node.op_type == "BatchNormalization" for name in node.input[3:5]}
     read = {name for node in model.graph.node for name in node.input}
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16)
     return sum(

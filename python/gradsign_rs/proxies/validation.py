@@ -96,7 +96,9 @@ def _second_source(ours: pd.Series, published: pd.Series, second: pd.DataFrame |
         "n_second": len(with_ours),
         "ours_vs_second": stats.spearman(with_ours["ours"], with_ours["second"]) if len(with_ours) > 1 else math.nan,
         "n_published_second": len(between),
-        "published_vs_second": stats.spearman(between["published"], between["second"]) if len(between) > 1 else math.nan,
+        "published_vs_second": stats.spearman(between["published"], between["second"])
+        if len(between) > 1
+        else math.nan,
     }
 
 

@@ -60,14 +60,18 @@ class Workspace:
     def _forward_classes(self) -> int:
         """The logits width from a forward pass on one sample."""
         proto = pin_batch(self.network.proto, self.network.data_input, self.network.logits, 1)
-        session = engine.deterministic_session(proto.SerializeToString(), self.provider, f"{self.network.source}: the forward graph")
+        session = engine.deterministic_session(
+            proto.SerializeToString(), self.provider, f"{self.network.source}: the forward graph"
+        )
         try:
             (logits,) = session.run([self.network.logits], {self.network.data_input: self.inputs[:1]})
         except Exception as exc:
             raise GradSignError(f"{self.network.source}: the forward pass failed on one sample: {exc}") from exc
         if logits.ndim != 2:
-            raise GradSignError(f"{self.network.source}: output {self.network.logits!r} has shape {logits.shape} for "
-                                "one sample; GradSign needs (N, classes) logits")
+            raise GradSignError(
+                f"{self.network.source}: output {self.network.logits!r} has shape {logits.shape} for "
+                "one sample; GradSign needs (N, classes) logits"
+            )
         return int(logits.shape[1])
 
     def shared(self, key: str, compute: Callable[[Workspace], object]) -> object:

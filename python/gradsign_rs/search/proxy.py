@@ -114,7 +114,9 @@ class ProxyScores:
         if self.table is not None and not np.isnan(self.table.score[index]):
             return float(self.table.score[index]), float(self.table.seconds[index])
         if self.on_the_fly is None:
-            raise GradSignError(f"{self.table.path if self.table else 'no table'}: no {self.proxy} score for network {index}")
+            raise GradSignError(
+                f"{self.table.path if self.table else 'no table'}: no {self.proxy} score for network {index}"
+            )
         return self.on_the_fly(index)
 
 

@@ -43,7 +43,15 @@ PUBLISHED_SOURCES = (
 def runs_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     """Rows of a runs file (strings or numbers) as a typed frame; a run that evaluated nothing has NaN accuracies."""
     frame = pd.DataFrame(rows)
-    numeric = ["seed", "evaluations", "seconds_used", "proxy_seconds", "proxy_scored", "best_valid_12ep", *FINAL_COLUMNS]
+    numeric = [
+        "seed",
+        "evaluations",
+        "seconds_used",
+        "proxy_seconds",
+        "proxy_scored",
+        "best_valid_12ep",
+        *FINAL_COLUMNS,
+    ]
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame.sort_values(["algo", "assist", "seed"], kind="stable").reset_index(drop=True)
@@ -81,7 +89,9 @@ def paired_gains(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def anytime_curves(frame: pd.DataFrame, finals: pd.DataFrame, target: str, grid: np.ndarray) -> dict[tuple[str, str], np.ndarray]:
+def anytime_curves(
+    frame: pd.DataFrame, finals: pd.DataFrame, target: str, grid: np.ndarray
+) -> dict[tuple[str, str], np.ndarray]:
     """Mean over runs of the incumbent's `target` accuracy at each time of `grid` (s), per (algo, assist).
 
     The incumbent at time t is the best-by-validation network among those evaluated by t. A time before some run's
@@ -119,17 +129,24 @@ def format_summary(summary: pd.DataFrame, targets: tuple[str, ...] = FINAL_COLUM
 
 def summary_json(summary: pd.DataFrame, gains: pd.DataFrame) -> dict[str, object]:
     """Summary and paired gains as plain JSON-able data."""
+
     def clean(value: object) -> object:
         return None if isinstance(value, float) and np.isnan(value) else value
 
     groups = [
-        {"algo": algo, "assist": assist, **{k: clean(float(v) if k not in ("runs", "found") else int(v)) for k, v in row.items()}}
+        {
+            "algo": algo,
+            "assist": assist,
+            **{k: clean(float(v) if k not in ("runs", "found") else int(v)) for k, v in row.items()},
+        }
         for (algo, assist), row in summary.iterrows()
     ]
     return {"groups": groups, "paired_gains": [{k: clean(v) for k, v in r.items()} for r in gains.to_dict("records")]}
 
 
-def write_report(frame: pd.DataFrame, finals: pd.DataFrame, out: Path, *, budget: float, title: str, notes: str) -> None:
+def write_report(
+    frame: pd.DataFrame, finals: pd.DataFrame, out: Path, *, budget: float, title: str, notes: str
+) -> None:
     """summary.md, summary.json and anytime.png (best test accuracy vs simulated time, vanilla vs assisted) in `out`."""
     import matplotlib
 
@@ -140,29 +157,39 @@ def write_report(frame: pd.DataFrame, finals: pd.DataFrame, out: Path, *, budget
     summary, gains = summarize(frame), paired_gains(frame)
     columns = list(FINAL_COLUMNS)
     lines = [f"# {title}", "", notes, ""]
-    lines += ["Accuracy (%) of the network each run found (best by 12-epoch validation accuracy), "
-              "mean ± std over runs:", ""]
-    lines += ["| algorithm | assist | runs | evaluations | search s (proxy s) | "
-              + " | ".join(LABELS[c] for c in columns) + " |"]
+    lines += [
+        "Accuracy (%) of the network each run found (best by 12-epoch validation accuracy), mean ± std over runs:",
+        "",
+    ]
+    lines += [
+        "| algorithm | assist | runs | evaluations | search s (proxy s) | "
+        + " | ".join(LABELS[c] for c in columns)
+        + " |"
+    ]
     lines += ["|---" * (5 + len(columns)) + "|"]
     for (algo, assist), row in summary.iterrows():
         lines.append(
             f"| {algo} | {assist} | {int(row['runs'])} | {row['evaluations']:.1f} | "
             f"{row['seconds_used']:.0f} ({row['proxy_seconds']:.0f}) | "
-            + " | ".join(_mean_std(row[f"{c}_mean"], row[f"{c}_std"]) for c in columns) + " |"
+            + " | ".join(_mean_std(row[f"{c}_mean"], row[f"{c}_std"]) for c in columns)
+            + " |"
         )
     if len(gains):
         lines += ["", "Assisted − vanilla, paired by seed (mean ± standard error):", ""]
         lines += ["| algorithm | assist | pairs | " + " | ".join(LABELS[c] for c in columns) + " |"]
         lines += ["|---" * (3 + len(columns)) + "|"]
         for record in gains.to_dict("records"):
-            lines.append(f"| {record['algo']} | {record['assist']} | {record['pairs']} | " + " | ".join(
-                f"{record[f'{c}_gain']:+.2f} ± {record[f'{c}_se']:.2f}" for c in columns) + " |")
+            lines.append(
+                f"| {record['algo']} | {record['assist']} | {record['pairs']} | "
+                + " | ".join(f"{record[f'{c}_gain']:+.2f} ± {record[f'{c}_se']:.2f}" for c in columns)
+                + " |"
+            )
     lines += ["", "Published NAS-Bench-201 results for the vanilla algorithms (12000 s, 500 runs), where found:", ""]
     lines += ["| algorithm | " + " | ".join(LABELS[c] for c in columns) + " |", "|---" * (1 + len(columns)) + "|"]
     for algo, published in PUBLISHED.items():
-        lines.append(f"| {algo} | " + " | ".join(
-            _mean_std(*published[c]) if c in published else "" for c in columns) + " |")
+        lines.append(
+            f"| {algo} | " + " | ".join(_mean_std(*published[c]) if c in published else "" for c in columns) + " |"
+        )
     lines += ["", f"Sources: {PUBLISHED_SOURCES}", ""]
 
     grid = np.linspace(0.0, budget, 241)
@@ -171,8 +198,13 @@ def write_report(frame: pd.DataFrame, finals: pd.DataFrame, out: Path, *, budget
     for ax, target in zip(axes.flat, ANYTIME_TARGETS):
         curves = anytime_curves(frame, finals, target, grid)
         for (algo, assist), curve in curves.items():
-            ax.plot(grid, curve, color=colors[algo], linestyle="-" if assist == VANILLA else "--",
-                    label=algo if assist == VANILLA else f"{algo} + {assist}")
+            ax.plot(
+                grid,
+                curve,
+                color=colors[algo],
+                linestyle="-" if assist == VANILLA else "--",
+                label=algo if assist == VANILLA else f"{algo} + {assist}",
+            )
         # Zoom on where the algorithms differ: the range the curves span after the first sixth of the budget.
         late = np.array([curve[grid >= budget / 6] for curve in curves.values()])
         if np.isfinite(late).any():

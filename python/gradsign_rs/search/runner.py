@@ -67,8 +67,9 @@ class SearchSettings:
         budget = self.budget
         number = not isinstance(budget, bool) and isinstance(budget, (int, float))
         if not number or not math.isfinite(budget) or not 0 < budget <= MAX_BUDGET:
-            raise GradSignError(f"--budget must be a number of simulated seconds in (0, {MAX_BUDGET:g}], "
-                                f"got {budget!r}")
+            raise GradSignError(
+                f"--budget must be a number of simulated seconds in (0, {MAX_BUDGET:g}], got {budget!r}"
+            )
         candidates = self.candidates
         if isinstance(candidates, bool) or not isinstance(candidates, int) or not 1 <= candidates <= nb201.NUM_ARCHS:
             raise GradSignError(f"--candidates must be an integer in 1..{nb201.NUM_ARCHS}, got {candidates!r}")
@@ -113,9 +114,12 @@ class SearchContext:
             raise GradSignError(f"unknown search algorithm {spec.algo!r}; choose from {', '.join(ALGORITHMS)}")
         assistant = None
         if spec.assisted:
-            assistant = Assistant(self.scores[spec.assist], self.settings.candidates,
-                                  charge_time=self.settings.charge_proxy_time,
-                                  skip_evaluated=self.settings.skip_evaluated)
+            assistant = Assistant(
+                self.scores[spec.assist],
+                self.settings.candidates,
+                charge_time=self.settings.charge_proxy_time,
+                skip_evaluated=self.settings.skip_evaluated,
+            )
         sim = Simulator(self.table, self.settings.budget)
         rng = np.random.default_rng(spec.seed)
         try:

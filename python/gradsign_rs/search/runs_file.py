@@ -18,9 +18,18 @@ from gradsign_rs.spaces import nb201
 
 SETTING_COLUMNS = ("budget", "candidates", "proxy_time", "skip_evaluated", "scores")
 COLUMNS = (
-    "algo", "assist", "seed", *SETTING_COLUMNS,
-    "evaluations", "seconds_used", "proxy_seconds", "proxy_scored",
-    "best_index", "best_arch", "best_valid_12ep", *FINAL_COLUMNS,
+    "algo",
+    "assist",
+    "seed",
+    *SETTING_COLUMNS,
+    "evaluations",
+    "seconds_used",
+    "proxy_seconds",
+    "proxy_scored",
+    "best_index",
+    "best_arch",
+    "best_valid_12ep",
+    *FINAL_COLUMNS,
     "incumbents",
 )
 _CHOICES = {"proxy_time": ("", "charged", "free"), "skip_evaluated": ("", "yes", "no")}
@@ -52,7 +61,7 @@ def to_row(result: RunResult, settings: SearchSettings, scores_id: str) -> dict[
         "proxy_seconds": f"{result.proxy_seconds:.6f}",
         "proxy_scored": result.proxy_scored,
         "best_index": result.best_index if found else "",
-        "best_arch": str(nb201.Arch.from_index(result.best_index)) if found else "",
+        "best_arch": str(nb201.Arch.from_index(result.best_index)) if result.best_index is not None else "",
         "best_valid_12ep": f"{result.best_reward:.4f}" if found else "",
         **{c: (f"{result.finals[c]:.4f}" if found else "") for c in FINAL_COLUMNS},
         "incumbents": ";".join(f"{t:.6f}:{i}" for t, i in result.incumbents),

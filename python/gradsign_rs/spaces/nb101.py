@@ -340,7 +340,8 @@ def resolve(spec: str, *, sample_seed: int = 0, path: str | os.PathLike[str] | N
             continue
         position = int(text) if text.isdigit() else by_hash.get(text)
         if position is None or not 0 <= position < len(frame):
-            raise GradSignError(f"{listing}:{number}: {text!r} is neither a row number below {len(frame)} nor a hash "
-                                "of the table")
+            raise GradSignError(
+                f"{listing}:{number}: {text!r} is neither a row number below {len(frame)} nor a hash of the table"
+            )
         rows.append(position)
     return _cells(frame, rows, path or table_path())

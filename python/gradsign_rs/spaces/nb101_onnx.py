@@ -141,8 +141,9 @@ def _cell(w: _GraphWriter, x: str, prefix: str, cell: Cell, c_in: int, c_out: in
         if op in _CONV_KERNEL:
             value = _conv_bn_relu(w, vertex_input, f"{prefix}.ops.{t}", channels[t], channels[t], _CONV_KERNEL[op])
         else:  # maxpool3x3: TF 'same' max-pooling ignores the padding, as ONNX MaxPool's padding does
-            value = w.node("MaxPool", [vertex_input], f"{prefix}.ops.{t}", kernel_shape=[3, 3], strides=[1, 1],
-                           pads=[1, 1, 1, 1])
+            value = w.node(
+                "MaxPool", [vertex_input], f"{prefix}.ops.{t}", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1]
+            )
         tensors.append(value)
         if matrix[t, last]:
             concat_in.append(value)
@@ -216,14 +217,24 @@ def build_onnx(
     and output "logits" (N, num_classes); opset 17, IR 8; weights drawn from `np.random.default_rng(seed)` in module
     order, so one cell and seed always give identical bytes."""
     cell = _as_cell(cell).pruned()
-    _check_options(num_classes=num_classes, seed=seed, stem_channels=stem_channels, num_stacks=num_stacks,
-                   num_cells_per_stack=num_cells_per_stack, image_size=image_size)
+    _check_options(
+        num_classes=num_classes,
+        seed=seed,
+        stem_channels=stem_channels,
+        num_stacks=num_stacks,
+        num_cells_per_stack=num_cells_per_stack,
+        image_size=image_size,
+    )
     w = _GraphWriter(int(seed))
     _network(w, cell, num_classes, stem_channels, num_stacks, num_cells_per_stack)
-    return w.model("nb101_network", image_size, num_classes,
-                   f"NAS-Bench-101 network stem={stem_channels} stacks={num_stacks}x{num_cells_per_stack} seed={seed} "
-                   f"cell {cell} (hash {cell.hash})",
-                   {"nb101.cell": str(cell), "nb101.hash": cell.hash, "seed": str(seed)})
+    return w.model(
+        "nb101_network",
+        image_size,
+        num_classes,
+        f"NAS-Bench-101 network stem={stem_channels} stacks={num_stacks}x{num_cells_per_stack} seed={seed} "
+        f"cell {cell} (hash {cell.hash})",
+        {"nb101.cell": str(cell), "nb101.hash": cell.hash, "seed": str(seed)},
+    )
 
 
 def parameter_count(
@@ -238,8 +249,13 @@ def parameter_count(
     trainable variables): every conv kernel (convs have no bias), BN gamma and beta (not the moving statistics),
     and the dense kernel and bias. Computed by writing the graph without drawing any weight (milliseconds)."""
     cell = _as_cell(cell).pruned()
-    _check_options(num_classes=num_classes, stem_channels=stem_channels, num_stacks=num_stacks,
-                   num_cells_per_stack=num_cells_per_stack, image_size=2 ** (num_stacks - 1))
+    _check_options(
+        num_classes=num_classes,
+        stem_channels=stem_channels,
+        num_stacks=num_stacks,
+        num_cells_per_stack=num_cells_per_stack,
+        image_size=2 ** (num_stacks - 1),
+    )
     w = _CountingWriter()
     _network(w, cell, num_classes, stem_channels, num_stacks, num_cells_per_stack)
     return sum(size for name, size in w.sizes.items() if not name.endswith(_NOT_TRAINABLE))

@@ -247,4 +247,3 @@ def _index_table(path: Path) -> _IndexTable:
     if len(index_of) != NUM_ARCHS:
         raise GradSignError(f"{str(path)!r}: some architecture appears under two indices")
     return _IndexTable(archs, index_of)
-

@@ -73,8 +73,9 @@ class _GraphWriter:
             [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", num_classes])],
             initializer=self.initializers,
         )
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gradsign_rs",
-                                  doc_string=doc)
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="gradsign_rs", doc_string=doc
+        )
         model.ir_version = IR_VERSION
         helper.set_model_props(model, props)
         return model
@@ -82,9 +83,7 @@ class _GraphWriter:
 
 def _conv(w: _GraphWriter, x: str, prefix: str, c_in: int, c_out: int, kernel: int, stride: int, pad: int) -> str:
     weight = w.uniform(f"{prefix}.weight", (c_out, c_in, kernel, kernel), fan_in=c_in * kernel * kernel)
-    return w.node(
-        "Conv", [x, weight], prefix, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4
-    )
+    return w.node("Conv", [x, weight], prefix, kernel_shape=[kernel, kernel], strides=[stride, stride], pads=[pad] * 4)
 
 
 def _batch_norm(w: _GraphWriter, x: str, prefix: str, channels: int, *, affine: bool) -> str:
@@ -100,7 +99,12 @@ def _batch_norm(w: _GraphWriter, x: str, prefix: str, channels: int, *, affine: 
     # ONNX requires the updated running statistics as outputs in training mode; nothing reads them.
     updated = (f"{prefix}.updated_running_mean", f"{prefix}.updated_running_var")
     return w.node(
-        "BatchNormalization", inputs, prefix, unused_outputs=updated, epsilon=BN_EPSILON, momentum=BN_MOMENTUM,
+        "BatchNormalization",
+        inputs,
+        prefix,
+        unused_outputs=updated,
+        epsilon=BN_EPSILON,
+        momentum=BN_MOMENTUM,
         training_mode=1,
     )
 
@@ -120,7 +124,12 @@ def _edge_op(w: _GraphWriter, x: str, prefix: str, op: str, channels: int) -> st
         return x
     if op == "avg_pool_3x3":
         return w.node(
-            "AveragePool", [x], f"{prefix}.op", kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1],
+            "AveragePool",
+            [x],
+            f"{prefix}.op",
+            kernel_shape=[3, 3],
+            strides=[1, 1],
+            pads=[1, 1, 1, 1],
             count_include_pad=0,
         )
     if op in _CONV_KERNEL:
@@ -221,6 +230,10 @@ def build_onnx(
     bias = w.uniform("classifier.bias", (num_classes,), fan_in=width)
     w.node("Gemm", [x, weight, bias], OUTPUT_NAME, transB=1)
 
-    return w.model("nb201_tiny_network", input_size, num_classes,
-                   f"NAS-Bench-201 TinyNetwork C={channels} N={cells_per_stage} seed={seed} cell {arch}",
-                   {"nb201.arch": str(arch), "seed": str(seed)})
+    return w.model(
+        "nb201_tiny_network",
+        input_size,
+        num_classes,
+        f"NAS-Bench-201 TinyNetwork C={channels} N={cells_per_stage} seed={seed} cell {arch}",
+        {"nb201.arch": str(arch), "seed": str(seed)},
+    )
