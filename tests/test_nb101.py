@@ -453,3 +453,21 @@ def test_logits_and_gradsign_match_the_torch_twin(text, cifar8):
     got = gradsign_rs.score(model, x, y, num_threads=1).value
     want = gradsign_torch(twin, x, y)
     assert want > 0 and abs(got - want) / want <= 1e-3, (got, want)
+
+
+def test_batch_scores_nb101_rows_keyed_by_row_and_resumes(tmp_path):
+    """`gradsign batch --space nb101`: rows of the shared table, resumable like NB201 (two cells, two samples)."""
+    from conftest import CIFAR10_TRAIN
+    from gradsign_rs.batch import BatchConfig, resolve_archs, run_batch
+    from gradsign_rs.spaces import nb101
+
+    if not (CIFAR10_TRAIN.is_file() and nb101.table_path().is_file()):
+        pytest.skip("needs the shared NAS-Bench-101 table and CIFAR-10 images")
+    jobs = resolve_archs("sample:2", sample_seed=1, space="nb101")
+    assert all(nb101.Cell.parse(job.arch).hash == nb101.load_table()["hash"].iloc[job.index] for job in jobs)
+    config = BatchConfig(space="nb101", data=str(CIFAR10_TRAIN), normalize="cifar10", num_classes=10, n=2, seed=0)
+    out = tmp_path / "nb101.csv"
+    first = run_batch(config, jobs, out, progress=False, isolate=False)
+    again = run_batch(config, jobs, out, progress=False, isolate=False)
+    assert (first.scored, again.scored, again.skipped) == (2, 0, 2)
+    assert "nb101" in (tmp_path / "nb101.csv.meta.json").read_text()

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from gradsign_rs.score import Score
 
 COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds")
-SPACES = ("nb201", "files")
+SPACES = ("nb201", "nb101", "files")
 MAX_INT = 2**63 - 1  # integer settings are recorded in JSON and CSV: keep them within int64
 DEFAULT_PROXIES = ("gradsign",)
 MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))  # beyond this, workers only compete for cores and memory
@@ -178,12 +178,17 @@ class BatchSummary:
     dropped: int = 0
 
 
-def resolve_archs(spec: str, *, sample_seed: int = 0) -> list[Job]:
-    """`all`, `sample:K` (K distinct archs drawn with `sample_seed`), or a file of arch strings or indices."""
+def resolve_archs(spec: str, *, sample_seed: int = 0, space: str = "nb201") -> list[Job]:
+    """`all`, `sample:K` (K distinct archs drawn with `sample_seed`), or a file of arch strings or indices. For
+    NAS-Bench-101 the index is the row of the shared table and the arch the cell as `str(Cell)`."""
     from gradsign_rs.spaces import nb201
 
     if isinstance(sample_seed, bool) or not isinstance(sample_seed, int) or not 0 <= sample_seed <= MAX_INT:
         raise GradSignError(f"--sample-seed must be an integer in 0..{MAX_INT}, got {sample_seed!r}")
+    if space == "nb101":
+        from gradsign_rs.spaces import nb101
+
+        return [Job(row, str(cell)) for row, cell in nb101.resolve(spec, sample_seed=sample_seed)]
     if spec == "all":
         return [Job(i, str(nb201.Arch.from_index(i))) for i in range(nb201.NUM_ARCHS)]
     if spec.startswith("sample:"):
@@ -598,6 +603,12 @@ def _job_model(job: Job, config: BatchConfig, inputs: np.ndarray) -> object:
     from gradsign_rs.spaces import nb201
 
     assert job.arch is not None, "a search-space job has an arch"
+    if config.space == "nb101":
+        from gradsign_rs.spaces import nb101_onnx
+
+        return nb101_onnx.build_onnx(
+            job.arch, num_classes=config.num_classes, seed=config.seed, image_size=inputs.shape[-1]
+        )
     arch = nb201.Arch.parse(job.arch)
     return nb201.build_onnx(arch, num_classes=config.num_classes, seed=config.seed, input_size=inputs.shape[-1])
 

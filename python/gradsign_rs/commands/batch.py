@@ -20,7 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "command skips what is done: a killed run resumes and each network is scored exactly once."
         ),
     )
-    parser.add_argument("--space", default="nb201", choices=["nb201"], help="search space")
+    parser.add_argument(
+        "--space",
+        default="nb201",
+        choices=["nb201", "nb101"],
+        help="search space (nb101: the rows of the shared NAS-Bench-101 table; index = row)",
+    )
     parser.add_argument("--archs", default=None, help="all (default) | sample:K | FILE of arch strings or indices")
     parser.add_argument(
         "--models",
@@ -90,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         normalize = None if args.normalize == "none" else args.normalize
     from gradsign_rs.proxies import parse_names
 
+    if args.space == "nb101" and args.dataset != "cifar10":
+        raise GradSignError(f"--space nb101 is a CIFAR-10 benchmark; --dataset {args.dataset} does not apply")
     files = args.models is not None
     if files:
         given = [flag for flag, value in (("--archs", args.archs), ("--seed", args.seed)) if value is not None]
@@ -111,7 +118,11 @@ def run(args: argparse.Namespace) -> int:
         layout=args.layout,
         size=args.size,
     )
-    jobs = resolve_models(args.models) if files else resolve_archs(args.archs or "all", sample_seed=args.sample_seed)
+    jobs = (
+        resolve_models(args.models)
+        if files
+        else resolve_archs(args.archs or "all", sample_seed=args.sample_seed, space=args.space)
+    )
     summary = run_batch(
         config,
         jobs,
