@@ -351,3 +351,11 @@ def test_cli_bad_input_prints_one_line_and_exits_2(case, argv, pattern, tmp_path
     import re
 
     assert re.search(pattern, err), err
+
+
+def test_a_graph_past_protobufs_2_gib_limit_is_refused_by_size(monkeypatch):
+    from gradsign_rs.frontend import _graph
+
+    monkeypatch.setattr(_graph, "MAX_PROTO_BYTES", 100)  # stands for 2 GiB: a real one takes minutes to build
+    with pytest.raises(GradSignError, match=r"past protobuf's 2 GiB limit"):
+        gradsign_rs.score(conv_head(), X, Y)

@@ -21,6 +21,7 @@ import onnx
 from gradsign_rs._core import GradSignError
 from gradsign_rs._ort import capi, ort, provider_name
 from gradsign_rs.frontend import loss as loss_pass
+from gradsign_rs.frontend._graph import serialize
 from gradsign_rs.frontend.loss import LABELS, LOSS
 from gradsign_rs.frontend.pin import pin_batch
 from gradsign_rs.frontend.pipeline import Network, prepare_network
@@ -132,7 +133,7 @@ def program_of(network: Network) -> GradientProgram:
             f"{source}: none of the {len(network.weights)} scored weights reaches the output {logits!r}"
         )
     loss_model, values = _loss_graph(proto, logits, live)
-    loss_bytes = loss_model.SerializeToString()
+    loss_bytes = serialize(loss_model, source)
     key = hashlib.sha256(loss_bytes).hexdigest()
     with _cache_lock:
         graph = _cache.get(key)

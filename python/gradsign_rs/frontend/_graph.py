@@ -24,6 +24,29 @@ def copy_model(model: onnx.ModelProto) -> onnx.ModelProto:
     return out
 
 
+# protobuf cannot serialise a message of 2 GiB or more, and onnxruntime takes its graph serialised.
+MAX_PROTO_BYTES = 2**31 - 1
+
+
+def serialize(model: onnx.ModelProto, source: str) -> bytes:
+    """`model` as bytes for onnxruntime; a model past protobuf's 2 GiB limit is refused by size, not with a raw
+    EncodeError (or a MemoryError) from protobuf."""
+    from gradsign_rs._core import GradSignError
+
+    size = model.ByteSize()
+    if size > MAX_PROTO_BYTES:
+        raise GradSignError(
+            f"{source}: the prepared graph is {size / 2**30:.2f} GiB, past protobuf's 2 GiB limit for one "
+            "message; onnxruntime-training takes its graph as one message, so this model cannot be scored"
+        )
+    try:
+        return model.SerializeToString()
+    except MemoryError as exc:
+        raise MemoryError(
+            f"{source}: serialising the {size / 2**30:.2f} GiB graph for onnxruntime ran out of memory"
+        ) from exc
+
+
 def is_default_domain(node: onnx.NodeProto) -> bool:
     return node.domain in DEFAULT_DOMAINS
 

@@ -31,7 +31,7 @@ from onnx import helper, numpy_helper
 from gradsign_rs import engine
 from gradsign_rs._core import GradSignError
 from gradsign_rs.frontend import loss as loss_pass
-from gradsign_rs.frontend._graph import copy_model
+from gradsign_rs.frontend._graph import copy_model, serialize
 from gradsign_rs.frontend.loss import LOSS_SCALE
 from gradsign_rs.frontend.pin import pin_batch
 from gradsign_rs.frontend.pipeline import Network, prepare_network
@@ -184,7 +184,7 @@ def build_batch_program(
         raise GradSignError(f"gradients_of must be 'weights' or 'input', got {gradients_of!r}")
     if not targets:
         raise GradSignError(f"{network.source}: no scored weight reaches the output {network.logits!r}")
-    loss_bytes = proto.SerializeToString()
+    loss_bytes = serialize(proto, network.source)
     key = hashlib.sha256(loss_bytes + "\0".join(targets).encode()).hexdigest()
     with _graph_cache_lock:
         built = _graph_cache.get(key)
