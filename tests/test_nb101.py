@@ -471,3 +471,9 @@ def test_batch_scores_nb101_rows_keyed_by_row_and_resumes(tmp_path):
     again = run_batch(config, jobs, out, progress=False, isolate=False)
     assert (first.scored, again.scored, again.skipped) == (2, 0, 2)
     assert "nb101" in (tmp_path / "nb101.csv.meta.json").read_text()
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table.columns)[:3] == ["index", "hash", "arch"]
+    truth = nb101.load_table()
+    assert (truth["hash"].iloc[table["index"]].to_numpy() == table["hash"].to_numpy()).all()

@@ -77,14 +77,17 @@ class BatchConfig:
 
     @property
     def identity(self) -> tuple[str, ...]:
-        """The columns that name a network: (index, arch) in a search space, (model,) for ONNX files."""
-        return ("model",) if self.space == "files" else ("index", "arch")
+        """The columns that name a network: (index, arch) in a search space (NB101 adds its hash), (model,) for
+        ONNX files."""
+        if self.space == "files":
+            return ("model",)
+        return ("index", "hash", "arch") if self.space == "nb101" else ("index", "arch")
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The CSV header: `COLUMNS` for NB201 GradSign alone; otherwise the identity, GradSign's columns when
         scored, then one column per other proxy, before seconds."""
-        if self.proxies == DEFAULT_PROXIES and self.space != "files":
+        if self.proxies == DEFAULT_PROXIES and self.space == "nb201":
             return COLUMNS
         gradsign = ("score", "mean", "n_weights") if "gradsign" in self.proxies else ()
         # ONNX files may not follow the paper's protocol (BatchNorm folded at export): each row says so.
@@ -146,6 +149,8 @@ class Job:
     index: int | None = None
     arch: str | None = None
     model: str | None = None
+    # NAS-Bench-101's module hash: the benchmark's own key, so tables join any NB101 source (`gradsign eval --on hash`).
+    hash: str | None = None
 
     @property
     def key(self) -> str:
@@ -153,7 +158,11 @@ class Job:
         return self.model if self.model is not None else str(self.index)
 
     def identity(self) -> dict[str, object]:
-        return {"model": self.model} if self.model is not None else {"index": self.index, "arch": self.arch}
+        if self.model is not None:
+            return {"model": self.model}
+        if self.hash is not None:
+            return {"index": self.index, "hash": self.hash, "arch": self.arch}
+        return {"index": self.index, "arch": self.arch}
 
     def __str__(self) -> str:
         return self.model if self.model is not None else f"{self.index} ({self.arch})"
@@ -188,7 +197,7 @@ def resolve_archs(spec: str, *, sample_seed: int = 0, space: str = "nb201") -> l
     if space == "nb101":
         from gradsign_rs.spaces import nb101
 
-        return [Job(row, str(cell)) for row, cell in nb101.resolve(spec, sample_seed=sample_seed)]
+        return [Job(row, str(cell), hash=cell.hash) for row, cell in nb101.resolve(spec, sample_seed=sample_seed)]
     if spec == "all":
         return [Job(i, str(nb201.Arch.from_index(i))) for i in range(nb201.NUM_ARCHS)]
     if spec.startswith("sample:"):
@@ -271,7 +280,7 @@ def _listed_models(listing: Path) -> list[Path]:
 # Cells of a results row: what each column must hold for the row to be read back on resume.
 _COUNT_COLUMNS = ("index", "score", "n_weights", "n_samples")  # non-negative integers
 _FINITE_COLUMNS = ("mean", "seconds")  # finite numbers
-_NAME_COLUMNS = ("arch", "model", "protocol")  # non-empty text
+_NAME_COLUMNS = ("arch", "model", "hash", "protocol")  # non-empty text
 _TEXT_COLUMNS = ("protocol_reasons",)  # any text; every other column is a proxy's number (nan included)
 _COUNT = re.compile(r"\d+")
 # A network whose worker crashed this many runs in a row is not tried again without --retry-crashed.
