@@ -94,16 +94,16 @@ def _check_count(name: str, value: object, *, minimum: int) -> None:
         raise GradSignError(f"{name} must be an int >= {minimum}, got {value!r}")
 
 
-def check_labels_array(labels: np.ndarray, where: str) -> np.ndarray:
-    """Labels as int64 class indices: integers (never truncated floats, NaN or strings), >= 0, within int64."""
+def check_labels_array(labels: np.ndarray, where: str = "") -> np.ndarray:
+    """Labels as int64 class indices: integers (never truncated floats, NaN or strings), >= 0, within int64.
+    The one place for this rule: files (`where` names them) and `score`/proxy arguments alike."""
+    prefix = f"{where}: " if where else ""
     if not np.issubdtype(labels.dtype, np.integer):
-        raise GradSignError(f"{where}: labels must be integer class indices, got dtype {labels.dtype}")
+        raise GradSignError(f"{prefix}labels must be integer class indices, got dtype {labels.dtype}")
     if labels.size and int(labels.min()) < 0:
-        raise GradSignError(
-            f"{where}: labels must be >= 0, found {int(labels.min())} at index {int(np.argmin(labels))}"
-        )
-    if labels.size and int(labels.max()) > np.iinfo(np.int64).max:
-        raise GradSignError(f"{where}: label {int(labels.max())} does not fit int64")
+        raise GradSignError(f"{prefix}labels must be >= 0, found {int(labels.min())} at index {int(np.argmin(labels))}")
+    if labels.size and int(labels.max()) > np.iinfo(np.int64).max:  # uint64 labels would wrap to negative int64
+        raise GradSignError(f"{prefix}label {int(labels.max())} (index {int(np.argmax(labels))}) does not fit int64")
     return labels.astype(np.int64)
 
 

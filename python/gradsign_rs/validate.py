@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradsign_rs._core import GradSignError
+from gradsign_rs.data import check_labels_array
 from gradsign_rs.frontend._graph import static_shapes
 from gradsign_rs.frontend.pin import pin_batch
 from gradsign_rs.frontend.pipeline import Network
@@ -52,16 +53,11 @@ def check_samples(network: Network, inputs: object, labels: object) -> tuple[np.
         raise GradSignError(f"inputs of shape {inputs.shape} do not match the model's input {name!r} of shape {shown}")
     if labels.shape != (inputs.shape[0],):
         raise GradSignError(f"labels have shape {labels.shape}, expected ({inputs.shape[0]},) to match the inputs")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise GradSignError(f"labels must be integer class indices, got dtype {labels.dtype}")
     finite = np.isfinite(inputs.reshape(inputs.shape[0], -1)).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
         raise GradSignError(f"inputs contain NaN or inf in {bad.size} sample(s), first at index {bad[0]}")
-    if labels.min() < 0:
-        raise GradSignError(f"labels must be >= 0, found {labels.min()} at index {int(np.argmin(labels))}")
-    if int(labels.max()) > np.iinfo(np.int64).max:  # uint64 labels would wrap to negative int64
-        raise GradSignError(f"label {int(labels.max())} (index {int(np.argmax(labels))}) does not fit int64")
+    labels = check_labels_array(labels)
     return np.ascontiguousarray(inputs, dtype=dtype), np.ascontiguousarray(labels, dtype=np.int64)
 
 
