@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Self, cast
 import numpy as np
 
 from gradsign_rs._core import GradSignError
-from gradsign_rs.processes import imap_unordered
+from gradsign_rs.processes import LocalPool, Pool
 
 if TYPE_CHECKING:
     from gradsign_rs.score import Score
@@ -597,12 +597,17 @@ class ResultsFile:
 _worker_state: dict[str, object] = {}
 
 
-def _init_worker(config: BatchConfig) -> None:
+def load_batch_data(config: BatchConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The images every network of the run is scored on, arranged for its models, and their labels."""
     from gradsign_rs.data import arrange, load_images
 
-    _worker_state["config"] = config
     images, labels = load_images(config.data, n=config.n, normalize=config.normalize, offset=config.offset)
-    _worker_state["data"] = (arrange(images, layout=config.layout, size=config.size), labels)
+    return arrange(images, layout=config.layout, size=config.size), labels
+
+
+def _init_worker(config: BatchConfig, data: tuple[np.ndarray, np.ndarray]) -> None:
+    _worker_state["config"] = config
+    _worker_state["data"] = data
 
 
 def _job_model(job: Job, config: BatchConfig, inputs: np.ndarray) -> object:
@@ -695,6 +700,7 @@ def run_batch(
     retry_crashed: bool = False,
     isolate: bool = True,
     score_job: Callable[[Job], JobResult] | None = None,
+    pool: Pool | None = None,
 ) -> BatchSummary:
     """Score every job not yet in `out`, appending rows as they finish. Returns counts and wall time.
 
@@ -703,10 +709,13 @@ def run_batch(
     file and the run goes on; one that crashed its worker `MAX_CRASHES` runs in a row is not tried again unless
     `retry_crashed`. `drop_malformed` moves malformed rows of `out` aside instead of refusing the file.
     `score_job` replaces the per-network function run by the workers (importable by name; default: the config's
-    proxies)."""
+    proxies). `pool` runs them elsewhere (`gradsign_rs.cluster.RayPool`: on a Ray cluster; `workers` is then unused);
+    the rows are the same, and only this process writes them."""
     config.check()
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
-        raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
+    if pool is None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+            raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
+        pool = LocalPool(workers)
     if config.proxies != DEFAULT_PROXIES:
         from gradsign_rs.proxies import parse_names
 
@@ -728,7 +737,7 @@ def run_batch(
 
         bar = tqdm(total=len(todo), unit="net", disable=not progress, smoothing=0.05, dynamic_ncols=True)
         try:
-            for job, row, error, crash in _execute(config, todo, workers, score_job or _score_job, isolate):
+            for job, row, error, crash in _execute(config, todo, pool, score_job or _score_job, isolate):
                 if row is not None:
                     results.append(row)
                     scored += 1
@@ -740,7 +749,7 @@ def run_batch(
                     crashed += crash is not None
                     bar.write(f"network {job} failed: {(error or '').splitlines()[0]}")
                 bar.update(1)
-                bar.set_postfix(failed=failed, refresh=False)
+                bar.set_postfix(failed=failed, **pool.status(), refresh=False)
         finally:
             bar.close()
     return BatchSummary(
@@ -756,31 +765,29 @@ def run_batch(
 
 @dataclasses.dataclass(frozen=True)
 class _Crash:
-    """What the worker pool gives for a network whose worker process died while scoring it."""
+    """What the worker pool gives for a network whose worker died while scoring it (`how`: "signal 11, SIGSEGV")."""
 
     job: Job
-    returncode: int
+    how: str
 
 
 def _execute(
-    config: BatchConfig, todo: list[Job], workers: int, score_job: Callable[[Job], JobResult], isolate: bool
+    config: BatchConfig, todo: list[Job], pool: Pool, score_job: Callable[[Job], JobResult], isolate: bool
 ) -> Iterator[tuple[Job, dict[str, object] | None, str | None, str | None]]:
     """(job, row, error, crash) for every job as it finishes; `crash` says how the job's worker died, else None."""
     if not todo:
         return
+    data = load_batch_data(config)  # once, here: bad data is refused before any worker starts
     if not isolate:
-        _init_worker(config)
+        _init_worker(config, data)
         for job in todo:
             yield (*score_job(job), None)
         return
-    from gradsign_rs.processes import describe_exit
-
-    for result in imap_unordered(
-        score_job, todo, workers=workers, initializer=_init_worker, initargs=(config,), on_crash=_Crash
+    for result in pool.imap_unordered(
+        score_job, todo, initializer=_init_worker, initargs=(config, data), on_crash=_Crash
     ):
         if isinstance(result, _Crash):
-            crash = describe_exit(result.returncode)
-            yield result.job, None, f"worker process crashed ({crash}) while scoring {result.job}", crash
+            yield result.job, None, f"worker process crashed ({result.how}) while scoring {result.job}", result.how
         else:
             job, row, error = cast(JobResult, result)
             yield job, row, error, None

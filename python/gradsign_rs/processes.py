@@ -19,7 +19,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,14 +62,20 @@ def describe_exit(returncode: int) -> str:
     return f"exit code {returncode}"
 
 
+def portable(exc: BaseException) -> BaseException:
+    """`exc`, or a RuntimeError with its text when it would not arrive intact in another process (an exception class
+    whose __init__ does not take its args back)."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
 def _send(writer: Connection, message: tuple[Any, ...]) -> None:
     """Send a message to the parent; an exception that would not arrive intact is sent as a RuntimeError."""
     if message[0] in ("error", "init_error"):
-        try:
-            pickle.loads(pickle.dumps(message[1]))
-        except Exception:  # e.g. an exception class whose __init__ does not take its args back
-            exc = message[1]
-            message = (message[0], RuntimeError(f"{type(exc).__name__}: {exc}"), message[2])
+        message = (message[0], portable(message[1]), message[2])
     try:
         writer.send(message)
     except (pickle.PicklingError, TypeError, AttributeError) as exc:  # a result that cannot be pickled
@@ -163,12 +169,12 @@ def imap_unordered(
     workers: int,
     initializer: Callable[..., Any],
     initargs: tuple[Any, ...] = (),
-    on_crash: Callable[[T, int], R] | None = None,
+    on_crash: Callable[[T, str], R] | None = None,
 ) -> Iterator[R]:
     """`function(item)` for every item on `workers` processes (each started with `initializer(*initargs)`), in
     completion order; `function` and `initializer` must be importable by name. An exception raised by either is
-    raised here. A worker that dies while running an item gives `on_crash(item, returncode)` as that item's result
-    and is replaced (without `on_crash`: `WorkerCrashed`). When the consumer stops early (an exception, a
+    raised here. A worker that dies while running an item gives `on_crash(item, how)` as that item's result (`how`:
+    "signal 11, SIGSEGV") and is replaced (without `on_crash`: `WorkerCrashed`). When the consumer stops early (an exception, a
     KeyboardInterrupt) the workers are killed, so nothing runs on after a kill."""
     pending = collections.deque(items)
     if not pending:
@@ -201,7 +207,7 @@ def imap_unordered(
                         raise WorkerCrashed(item, returncode) from None
                     if pending:
                         pool.append(_Worker(setup))
-                    yield on_crash(item, returncode)  # type: ignore[arg-type]
+                    yield on_crash(item, describe_exit(returncode))  # type: ignore[arg-type]
                     continue
                 if message[0] == "ready":
                     worker.ready = True
@@ -216,3 +222,44 @@ def imap_unordered(
     finally:
         for worker in pool:
             worker.stop(kill=not finished)
+
+
+class LocalPool:
+    """The default backend: `workers` worker processes on this machine (`imap_unordered`)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def imap_unordered(
+        self,
+        function: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        initializer: Callable[..., Any],
+        initargs: tuple[Any, ...] = (),
+        on_crash: Callable[[T, str], R] | None = None,
+    ) -> Iterator[R]:
+        return imap_unordered(
+            function, items, workers=self.workers, initializer=initializer, initargs=initargs, on_crash=on_crash
+        )
+
+    def status(self) -> dict[str, object]:
+        """What the progress bar shows about the workers beside rate and failures: nothing more for local ones."""
+        return {}
+
+
+class Pool(Protocol):
+    """Where a long job's items run: `LocalPool`, or `gradsign_rs.cluster.RayPool` across a Ray cluster. Both give
+    results in completion order and hand a dead worker's item to `on_crash(item, how)`."""
+
+    def imap_unordered(
+        self,
+        function: Callable[[T], R],
+        items: Iterable[T],
+        *,
+        initializer: Callable[..., Any],
+        initargs: tuple[Any, ...] = (),
+        on_crash: Callable[[T, str], R] | None = None,
+    ) -> Iterator[R]: ...
+
+    def status(self) -> dict[str, object]: ...

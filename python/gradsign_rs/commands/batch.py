@@ -8,6 +8,7 @@ import os
 
 from gradsign_rs._core import GradSignError
 from gradsign_rs.batch import DATASETS, MAX_CRASHES, BatchConfig, resolve_archs, resolve_models, run_batch
+from gradsign_rs.commands import backend
 from gradsign_rs.data import LAYOUTS, NORMALIZATION, data_root
 
 
@@ -82,7 +83,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"also score networks whose worker process crashed {MAX_CRASHES} runs in a row "
         "(skipped otherwise; see RESULTS.csv.errors.jsonl)",
     )
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    backend.add_arguments(parser, default_workers="cores", noun="networks")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -123,11 +124,13 @@ def run(args: argparse.Namespace) -> int:
         if files
         else resolve_archs(args.archs or "all", sample_seed=args.sample_seed, space=args.space)
     )
+    workers, pool = backend.make_pool(args, default_workers=os.cpu_count() or 1)
     summary = run_batch(
         config,
         jobs,
         args.out,
-        workers=args.workers,
+        workers=workers,
+        pool=pool,
         progress=not args.no_progress,
         drop_malformed=args.drop_malformed,
         retry_crashed=args.retry_crashed,

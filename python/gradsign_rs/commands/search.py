@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from gradsign_rs.commands import backend
+
 PROTOCOL_NOTES = (
     "Protocol: NAS-Bench-201 simulated search. Evaluating a network returns its cifar10-valid validation accuracy "
     "after 12 epochs and charges that run's training time to a simulated clock; a charge that does not fit in what "
@@ -65,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="score networks missing from the table with GradSign during the search (measured seconds)",
     )
-    parser.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    backend.add_arguments(parser, default_workers="1", noun="runs")
     parser.add_argument("--out", default=None, metavar="RUNS.csv", help="runs file, appended to and resumed from")
     parser.add_argument(
         "--drop-malformed",
@@ -110,7 +112,7 @@ def _check_counts(args: argparse.Namespace) -> None:
         )
     from gradsign_rs.search.runner import MAX_WORKERS
 
-    if not 1 <= args.workers <= MAX_WORKERS:
+    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
         raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {args.workers}")
 
 
@@ -124,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     from gradsign_rs.search.runs_file import RunsFile, to_row
 
     _check_counts(args)
+    workers, pool = backend.make_pool(args, default_workers=1)
     if args.assist == VANILLA:
         raise GradSignError(f"--assist {VANILLA!r} is not a proxy; leave --assist out for vanilla runs only")
     settings = SearchSettings(
@@ -164,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
             todo = [spec for spec in specs if spec not in done]
         bar = tqdm(total=len(todo), unit="run", disable=args.no_progress, smoothing=0.05, dynamic_ncols=True)
         try:
-            for result in run_many(settings, todo, workers=args.workers):
+            for result in run_many(settings, todo, workers=workers, pool=pool):
                 row = to_row(result, settings, sid if result.spec.assisted else "")
                 if runs_file is not None:
                     runs_file.append(row)

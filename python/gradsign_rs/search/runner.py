@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 import numpy as np
 
 from gradsign_rs._core import GradSignError
-from gradsign_rs.processes import imap_unordered
+from gradsign_rs.processes import LocalPool, Pool
 from gradsign_rs.search.benchmark import FINAL_COLUMNS, BudgetExhausted, NB201Table, Simulator
 from gradsign_rs.search.bohb import bohb
 from gradsign_rs.search.proxy import Assistant, OnTheFlyGradSign, ProxyScores, ProxyTable
@@ -181,22 +181,24 @@ def _run_in_worker(spec: RunSpec) -> RunResult:
     return _context["search"].run(spec)
 
 
-def run_many(settings: SearchSettings, specs: Iterable[RunSpec], *, workers: int = 1) -> Iterator[RunResult]:
-    """Results of `specs` as they finish (in order with one worker; in completion order with several)."""
+def run_many(
+    settings: SearchSettings, specs: Iterable[RunSpec], *, workers: int = 1, pool: Pool | None = None
+) -> Iterator[RunResult]:
+    """Results of `specs` as they finish (in order with one local worker; in completion order otherwise). `pool`
+    runs them elsewhere (`gradsign_rs.cluster.RayPool`: on a Ray cluster; `workers` is then unused)."""
     specs = list(specs)
-    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+    if pool is None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS):
         raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
     if not specs:
         return
     proxies = tuple(dict.fromkeys(s.assist for s in specs if s.assisted))
-    if workers == 1:
+    if pool is None and workers == 1:
         context = SearchContext(settings, proxies)
         for spec in specs:
             yield context.run(spec)
         return
-    yield from imap_unordered(
-        _run_in_worker, specs, workers=workers, initializer=_init_worker, initargs=(settings, proxies)
-    )
+    pool = pool or LocalPool(workers)
+    yield from pool.imap_unordered(_run_in_worker, specs, initializer=_init_worker, initargs=(settings, proxies))
 
 
 def scores_id(settings: SearchSettings, proxies: Iterable[str]) -> str:
