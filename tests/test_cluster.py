@@ -220,3 +220,44 @@ def test_cluster_errors_are_clear(cluster, tmp_path, capsys):
     assert "--workers 3: the Ray cluster has 2 CPUs on 2 nodes" in capsys.readouterr().err
     with pytest.raises(GradSignError, match="--workers must be a positive integer"):
         RayPool(workers=0)
+
+
+def test_a_cluster_with_no_free_cpu_is_named_not_waited_on_forever(cluster, tmp_path):
+    @ray.remote(num_cpus=1)
+    class Holder:
+        def ready(self) -> bool:
+            return True
+
+    ray.init(address=cluster.address, logging_level="ERROR", log_to_driver=False)
+    try:
+        holders = [Holder.remote() for _ in range(2)]  # another job holding every CPU of the cluster
+        ray.get([h.ready.remote() for h in holders])
+        pool = RayPool(cluster.address, startup_timeout=3)
+        with pytest.raises(GradSignError, match="no Ray worker started within 3 s: the cluster has 0 of 2 CPUs free"):
+            run_batch(config(), resolve_archs("sample:2"), tmp_path / "r.csv", pool=pool, progress=False)
+        assert ray.is_initialized()  # the pool did not end a connection it did not open
+    finally:
+        ray.shutdown()
+
+
+def test_a_node_without_the_code_is_named(cluster, tmp_path, monkeypatch):
+    """A worker function from a module only the driver has stands for a node without gradsign-rs: the actor cannot
+    be created there, and the run stops naming the node and the missing module."""
+    (tmp_path / "driver_only.py").write_text(
+        "from gradsign_rs import batch\n\ndef score(job):\n    return batch._score_job(job)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import driver_only
+
+    with pytest.raises(GradSignError) as error:
+        run_batch(
+            config(),
+            resolve_archs("sample:2"),
+            tmp_path / "r.csv",
+            pool=RayPool(cluster.address),
+            progress=False,
+            score_job=driver_only.score,
+        )
+    message = str(error.value)
+    assert "cannot start a gradsign-rs worker: ModuleNotFoundError: No module named 'driver_only'" in message
+    assert message.startswith("node ") and "(id " in message

@@ -20,6 +20,7 @@ import collections
 import logging
 import math
 import os
+import re
 import socket
 import time
 import traceback
@@ -289,11 +290,11 @@ class _Run:
         actor = self.starting.pop(ref)
         try:
             info = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:
+        except self.ray.exceptions.RayError as exc:
             if not self._node_alive(actor.node["NodeID"]):
                 return  # its node died before the actor started: the others go on
             raise GradSignError(
-                f"{actor.where} cannot start a gradsign-rs worker: {_first_line(exc)}. Every node needs gradsign-rs "
+                f"{actor.where} cannot start a gradsign-rs worker: {_reason(exc)}. Every node needs gradsign-rs "
                 f"{self.expected['gradsign-rs']} installed in the Python that runs `ray start` (pip install "
                 "'gradsign-rs[ray]')"
             ) from None
@@ -313,7 +314,9 @@ class _Run:
         actor.queued -= 1
         try:
             results = self.ray.get(ref)
-        except self.ray.exceptions.RayActorError as exc:
+        except self.ray.exceptions.RayTaskError as exc:  # not the item's exception (those come back as values)
+            raise GradSignError(f"a Ray task failed on {actor.where}: {_reason(exc)}") from None
+        except self.ray.exceptions.RayError as exc:  # the actor, its process or its node died
             yield from self._died(actor, chunk, exc)
             return
         for position, status, value, where in results:
@@ -330,7 +333,7 @@ class _Run:
             self.working.remove(actor)
             if self._node_alive(actor.node["NodeID"]):  # the process died, not the node: a new one takes its place
                 self._start(actor.node)
-        how = f"Ray worker died on {actor.where}: {_first_line(exc)}"
+        how = f"Ray worker died on {actor.where}: {_reason(exc)}"
         again = []
         for position in chunk:
             if position in self.done:
@@ -365,10 +368,17 @@ class _Run:
                 pass
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(exc).__name__
+def _reason(exc: BaseException) -> str:
+    """The informative line of a Ray error: the exception a worker raised ("ModuleNotFoundError: ..."), or why its
+    process exited ("Worker exit detail: ..."), else the first line."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return type(exc).__name__
+    for line in lines:
+        if "Worker exit detail:" in line:
+            return line[line.index("Worker exit detail:") :][:300]
+    raised = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception): ", line)]
+    return (raised[-1] if raised else lines[0])[:300]
 
 
 def _pairs(versions: dict[str, str]) -> str:

@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
                     runs_file.append(row)
                 rows.append(row)
                 bar.update(1)
+                if pool is not None:
+                    bar.set_postfix(pool.status(), refresh=False)
         finally:
             bar.close()
     finally:
