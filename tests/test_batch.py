@@ -328,3 +328,13 @@ def test_model_lists_skip_comments_and_refuse_binary_files_and_search_space_flag
     assert len(resolve_models(str(tmp_path / "models" / "*.onnx"))) == 1
     assert main(["batch", "--models", str(tmp_path / "models"), "--seed", "3", "--out", str(tmp_path / "r.csv")]) == 2
     assert "--seed choose search-space networks" in capsys.readouterr().err
+
+
+def test_the_ray_backend_without_ray_says_how_to_get_it(tmp_path, monkeypatch, capsys):
+    from gradsign_rs.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now fails, as where the extra is not installed
+    command = ["batch", "--archs", "sample:1", "--n", "4", "--out", str(tmp_path / "r.csv"), "--backend", "ray"]
+    assert main(command) == 2
+    assert "--backend ray needs Ray: pip install 'gradsign-rs[ray]'" in capsys.readouterr().err
+    assert not (tmp_path / "r.csv").exists()  # refused before the results file was touched

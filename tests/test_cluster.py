@@ -99,18 +99,20 @@ def test_a_network_that_kills_its_worker_is_a_crash_and_the_rest_are_scored(clus
     import cluster_jobs
 
     archs = tmp_path / "archs.txt"
-    archs.write_text("0\n1\n2\n3\n4\n")
+    archs.write_text("0\n1\n2\n3\n4\n5\n")
     out = tmp_path / "ray.csv"
+    # One network a chunk, two chunks queued per actor: a network queued behind the crashing one dies with its actor
+    # without having run, and must not be counted as a crash.
     summary = run_batch(
         config(),
         resolve_archs(str(archs)),
         out,
-        pool=RayPool(cluster.address, chunk_size=2),
+        pool=RayPool(cluster.address, chunk_size=1),
         progress=False,
         score_job=cluster_jobs.crash_on_one_network,
     )
-    assert (summary.scored, summary.failed, summary.crashed) == (4, 1, 1)
-    assert sorted(pd.read_csv(out)["index"]) == [0, 1, 3, 4]
+    assert (summary.scored, summary.failed, summary.crashed) == (5, 1, 1)
+    assert sorted(pd.read_csv(out)["index"]) == [0, 1, 3, 4, 5]
     error = Path(f"{out}.errors.jsonl").read_text()
     assert '"index": 2' in error and "Ray worker died on node" in error
 

@@ -469,3 +469,17 @@ def test_unreadable_arch_lists_are_named(tmp_path):
     listing.write_bytes("0\n1\n".encode("utf-16"))
     with pytest.raises(GradSignError, match=r"--archs .*archs.txt': not UTF-8 text"):
         batch.resolve_archs(str(listing))
+
+
+@needs_images
+def test_a_model_file_gone_from_the_workers_host_is_a_failure_naming_the_host(tmp_path):
+    import socket
+
+    paths = _models(tmp_path / "models", ["a.onnx", "b.onnx"])
+    jobs = resolve_models(str(tmp_path / "models"))
+    paths[1].unlink()  # as on a cluster node without the shared file system
+    out = tmp_path / "r.csv"
+    summary = run_batch(files_config(), jobs, out, progress=False)
+    assert (summary.scored, summary.failed) == (1, 1)
+    (error,) = _errors(out)
+    assert error["error"] == f"model file {str(paths[1].resolve())!r} does not exist on host {socket.gethostname()}"

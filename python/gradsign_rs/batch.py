@@ -613,6 +613,10 @@ def _init_worker(config: BatchConfig, data: tuple[np.ndarray, np.ndarray]) -> No
 def _job_model(job: Job, config: BatchConfig, inputs: np.ndarray) -> object:
     """The network of a job: its ONNX file, or the search-space architecture built for these inputs."""
     if job.model is not None:
+        if not os.path.isfile(job.model):  # on a cluster, a node without the file (no shared file system)
+            import socket
+
+            raise GradSignError(f"model file {job.model!r} does not exist on host {socket.gethostname()}")
         return job.model
     from gradsign_rs.spaces import nb201
 

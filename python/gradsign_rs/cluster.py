@@ -124,6 +124,7 @@ class RayPool:
                 raise GradSignError(f"{name} must be a positive integer, got {value!r}")
         if not (isinstance(startup_timeout, (int, float)) and math.isfinite(startup_timeout) and startup_timeout > 0):
             raise GradSignError(f"startup_timeout must be a positive number of seconds, got {startup_timeout!r}")
+        _ray()  # refuse now, before a results file is touched, where Ray is not installed
         self.address = address
         self.workers = workers
         self.chunk_size = chunk_size
@@ -185,7 +186,7 @@ class _Actor:
     def __init__(self, handle: Any, node: dict[str, Any]):
         self.handle = handle
         self.node = node
-        self.queued = 0
+        self.queued: list[Any] = []  # its chunks' references in submission order: it runs the first, in that order
 
     @property
     def where(self) -> str:
@@ -276,7 +277,7 @@ class _Run:
     def _submit(self) -> None:
         """Queue chunks on actors with room: positions that must run alone first, one per chunk."""
         for actor in self.working:
-            while actor.queued < IN_FLIGHT and self.queue:
+            while len(actor.queued) < IN_FLIGHT and self.queue:
                 chunk = [self.queue.popleft()]
                 while self.queue and len(chunk) < self.chunk_size and chunk[0] not in self.alone:
                     if self.queue[0] in self.alone:
@@ -284,7 +285,7 @@ class _Run:
                     chunk.append(self.queue.popleft())
                 ref = actor.handle.run.remote([(p, self.items[p]) for p in chunk])
                 self.in_flight[ref] = (actor, chunk)
-                actor.queued += 1
+                actor.queued.append(ref)
 
     def _started(self, ref: Any) -> None:
         actor = self.starting.pop(ref)
@@ -310,15 +311,16 @@ class _Run:
         self.working.append(actor)
 
     def _finished(self, ref: Any) -> Iterator[Any]:
-        actor, chunk = self.in_flight.pop(ref)
-        actor.queued -= 1
+        actor, _ = self.in_flight[ref]
         try:
             results = self.ray.get(ref)
         except self.ray.exceptions.RayTaskError as exc:  # not the item's exception (those come back as values)
             raise GradSignError(f"a Ray task failed on {actor.where}: {_reason(exc)}") from None
         except self.ray.exceptions.RayError as exc:  # the actor, its process or its node died
-            yield from self._died(actor, chunk, exc)
+            yield from self._died(actor, exc)
             return
+        del self.in_flight[ref]
+        actor.queued.remove(ref)
         for position, status, value, where in results:
             if status == "error":
                 value.add_note(f"in a Ray worker on {actor.where}:\n{where}")
@@ -327,18 +329,21 @@ class _Run:
                 self.done.add(position)
                 yield value
 
-    def _died(self, actor: _Actor, chunk: list[int], exc: BaseException) -> Iterator[Any]:
-        """The actor running `chunk` died: its items run again alone, or are crashes after `MAX_DEATHS` deaths."""
-        if actor in self.working:
-            self.working.remove(actor)
-            if self._node_alive(actor.node["NodeID"]):  # the process died, not the node: a new one takes its place
-                self._start(actor.node)
+    def _died(self, actor: _Actor, exc: BaseException) -> Iterator[Any]:
+        """The actor died while running its first unfinished chunk: those items run again alone, or are crashes after
+        `MAX_DEATHS` deaths alone; the chunks queued behind it never started and simply go back to the queue."""
+        self.working.remove(actor)
+        if self._node_alive(actor.node["NodeID"]):  # the process died, not the node: a new one takes its place
+            self._start(actor.node)
+        running, *behind = [self.in_flight.pop(ref)[1] for ref in actor.queued]
+        queued = [position for chunk in behind for position in chunk]
+        actor.queued.clear()
         how = f"Ray worker died on {actor.where}: {_reason(exc)}"
         again = []
-        for position in chunk:
+        for position in running:
             if position in self.done:
                 continue
-            if len(chunk) == 1:
+            if len(running) == 1:
                 self.deaths[position] += 1
             if self.deaths[position] >= MAX_DEATHS:
                 if self.on_crash is None:
@@ -348,8 +353,8 @@ class _Run:
             else:
                 self.alone.add(position)
                 again.append(position)
-        self.pool.retried += len(again)
-        self.queue.extendleft(reversed(again))
+        self.pool.retried += len(again) + len(queued)
+        self.queue.extendleft(reversed(again + [p for p in queued if p not in self.done]))
 
     def _no_cpu_message(self) -> str:
         available = self.ray.available_resources().get("CPU", 0)
