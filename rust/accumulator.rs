@@ -175,6 +175,23 @@ impl SignAccumulator {
         self.check_headroom(rows)
     }
 
+    /// The counters a `(rows, cols)` block of `len` values adds to, once its shape and range are checked and its rows
+    /// counted: the common start of `update_rows` and `update_columns`.
+    fn begin_block(
+        &mut self,
+        offset: usize,
+        len: usize,
+        rows: usize,
+        cols: usize,
+    ) -> Result<&mut [i32], AccumulatorError> {
+        if rows.checked_mul(cols) != Some(len) {
+            return Err(AccumulatorError::BadShape { rows, cols, len });
+        }
+        self.check_update(offset, rows, cols)?;
+        self.rows_applied += rows as u64;
+        Ok(&mut self.counts[offset..offset + cols])
+    }
+
     /// Add the signs of one sample's gradient for weights `offset .. offset + block.len()`.
     pub fn update<T: SignValue>(
         &mut self,
@@ -194,12 +211,7 @@ impl SignAccumulator {
         cols: usize,
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<(), AccumulatorError> {
-        if rows.checked_mul(cols) != Some(block.len()) {
-            return Err(AccumulatorError::BadShape { rows, cols, len: block.len() });
-        }
-        self.check_update(offset, rows, cols)?;
-        self.rows_applied += rows as u64;
-        let counts = &mut self.counts[offset..offset + cols];
+        let counts = self.begin_block(offset, block.len(), rows, cols)?;
         match pool {
             Some(pool) if block.len() >= PAR_THRESHOLD && pool.current_num_threads() > 1 => pool.install(|| {
                 // Each task owns a disjoint column range of counters and walks every row over it.
@@ -230,12 +242,7 @@ impl SignAccumulator {
         cols: usize,
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<(), AccumulatorError> {
-        if rows.checked_mul(cols) != Some(block.len()) {
-            return Err(AccumulatorError::BadShape { rows, cols, len: block.len() });
-        }
-        self.check_update(offset, rows, cols)?;
-        self.rows_applied += rows as u64;
-        let counts = &mut self.counts[offset..offset + cols];
+        let counts = self.begin_block(offset, block.len(), rows, cols)?;
         // |Σ signs of a column| <= rows <= i32::MAX (check_headroom), and so is the counter it is added to.
         let add_columns = |start: usize, counts: &mut [i32]| {
             for (j, c) in counts.iter_mut().enumerate() {
