@@ -284,6 +284,32 @@ def test_table_and_selections(table, tmp_path):
         nb101.resolve("sample:x")
 
 
+# A cell of the published-proxy sample (nb101_peer_proxies_500.csv) that is not a row of the 30k table.
+OFF_TABLE = "011111000001000001000010000001000000:input|maxpool3x3|maxpool3x3|conv3x3-bn-relu|conv3x3-bn-relu|output"
+OFF_TABLE_HASH = "4a0ab8bbe2441a002e07b0f445ec2d63"
+
+
+@needs_table
+def test_resolve_takes_cells_from_a_csv_source_keyed_by_row_or_by_hash(table, tmp_path):
+    assert OFF_TABLE_HASH not in set(table["hash"]) and Cell.parse(OFF_TABLE).hash == OFF_TABLE_HASH
+    source = tmp_path / "peer.csv"
+    rows = [(OFF_TABLE_HASH, *OFF_TABLE.split(":")), (TRUNCATED_HASH, *TRUNCATED.split(":"))]
+    lines = ["hash,adjacency,ops,val_accuracy", *(f"{h},{a},{o},90.0" for h, a, o in rows + rows[:1])]
+    source.write_text("\n".join(lines) + "\n")
+    key = nb101.off_table_index(OFF_TABLE_HASH)
+    assert key == nb101.OFF_TABLE_BASE + int(OFF_TABLE_HASH[:12], 16) and len(table) < key < 2**53
+    # One entry per hash (the duplicate third row is dropped); a table cell keeps its row as key.
+    assert nb101.resolve(str(source)) == [(key, Cell.parse(OFF_TABLE)), (33, Cell.parse(TRUNCATED))]
+    source.write_text(lines[0] + f"\n{DEEP_HASH},{','.join(TRUNCATED.split(':'))},1\n")
+    with pytest.raises(GradSignError, match=f"peer.csv:2: the cell .* hashes to {TRUNCATED_HASH}, the row says"):
+        nb101.resolve(str(source))
+    source.write_text("hash,adjacency,ops\nx,0110,input|output\n")
+    with pytest.raises(GradSignError, match="peer.csv:2: .*adjacency"):
+        nb101.resolve(str(source))
+    with pytest.raises(GradSignError, match="not an NB101 module hash"):
+        nb101.off_table_index("not-hex")
+
+
 def test_missing_table_names_the_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("GRADSIGN_DATA", str(tmp_path))
     assert nb101.table_path() == tmp_path / "nb101" / "nb101_cifar10_30k.csv"

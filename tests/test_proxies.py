@@ -584,6 +584,67 @@ def test_validation_compares_each_shared_proxy_by_rank(tmp_path):
         validation.compare(ours[["zico"]], published, truth)
 
 
+def test_validate_and_ensemble_join_on_hash_and_average_duplicate_rows(tmp_path):
+    """NAS-Bench-101 tables are joined by module hash; NASLib's NB101 sample lists some cells several times, and
+    --mean-duplicates averages their published values and accuracies instead of refusing the file."""
+    import json
+
+    from gradsign_rs.cli import main
+    from gradsign_rs.truth import read_table
+
+    rng = np.random.default_rng(1)
+    n = 60
+    hashes = [f"{i:032x}" for i in rng.permutation(10**6)[:n]]
+    accuracy = rng.uniform(80, 94, n)
+    ours = pd.DataFrame(
+        {
+            "index": 10**15 + np.arange(n),  # keys of off-table cells: only the hash is shared with the sources
+            "hash": hashes,
+            "arch": "cell",
+            "score": accuracy + rng.standard_normal(n),
+            "synflow": np.exp(accuracy / 10),
+            "nwot": accuracy + 2 * rng.standard_normal(n),
+            "seconds": 1.0,
+        }
+    )
+    ours.to_csv(tmp_path / "ours.csv", index=False)
+    # Published: every cell once, the first five again with other values; the duplicates' mean is what counts.
+    published = pd.DataFrame({"hash": hashes, "synflow": accuracy, "val_accuracy": accuracy})
+    again = published.iloc[:5].assign(
+        synflow=lambda f: f["synflow"] + 4.0, val_accuracy=lambda f: f["val_accuracy"] - 2
+    )
+    pd.concat([published, again]).to_csv(tmp_path / "published.csv", index=False)
+
+    with pytest.raises(GradSignError, match="duplicate values"):
+        read_table(tmp_path / "published.csv", on="hash")
+    averaged = read_table(tmp_path / "published.csv", on="hash", mean_duplicates=True)
+    assert list(averaged.index) == hashes  # one row per key, in order of first appearance
+    np.testing.assert_allclose(averaged["synflow"].to_numpy()[:5], accuracy[:5] + 2.0)
+    np.testing.assert_allclose(averaged["val_accuracy"].to_numpy()[:5], accuracy[:5] - 1.0)
+
+    common = ["--on", "hash", "--mean-duplicates", "--truth", str(tmp_path / "published.csv")]
+    report = tmp_path / "validation"
+    argv = ["validate", str(tmp_path / "ours.csv"), "--published", str(tmp_path / "published.csv")]
+    assert main([*argv, *common, "--target", "val_accuracy", "--report", str(report), "--title", "NB101"]) == 0
+    rows = json.loads((report / "validation.json").read_text())
+    assert [(r["proxy"], r["n"]) for r in rows] == [("synflow", n)]
+    assert rows[0]["spearman_vs_published"] < 1.0  # the averaged duplicates, not the first rows, were compared
+    text = (report / "validation.md").read_text()
+    assert text.startswith("# NB101") and "(`published.csv`)" in text
+    assert (
+        main(["validate", str(tmp_path / "ours.csv"), "--published", str(tmp_path / "published.csv"), "--on", "hash"])
+        == 2
+    )
+
+    fixed = tmp_path / "fixed"
+    argv = ["ensemble", str(tmp_path / "ours.csv"), *common, "--target", "val_accuracy", "--fixed", "gradsign,nwot"]
+    assert main([*argv, "--bootstrap", "20", "--report", str(fixed)]) == 0
+    result = json.loads((fixed / "ensemble.json").read_text())
+    assert result["networks"] == {"train": 0, "evaluation": n}
+    assert set(result["evaluation"]) == {"ensemble", "gradsign", "nwot"}  # index and hash are not proxies
+    assert result["evaluation"]["ensemble"]["spearman"] > 0.5
+
+
 def _ensemble_tables(tmp_path, n=300, seed=0):
     """A GradSign table, a proxies table and a truth table over n networks (the truth is synthetic)."""
     import pandas as pd
@@ -684,6 +745,63 @@ def test_fixed_ensemble_fits_nothing_and_is_the_label_free_rule_on_every_network
     )
     assert result["evaluation"]["ensemble"]["spearman"] == pytest.approx(want, abs=1e-12)
     assert "fixed without labels" in (report / "ensemble.md").read_text()
+
+
+def test_subsample_draws_nested_seeded_parts_of_the_pool():
+    pool = np.arange(100, 400, 3)
+    small, large = ens.subsample(pool, 10, seed=1), ens.subsample(pool, 40, seed=1)
+    assert small.size == 10 and large.size == 40 and np.all(np.diff(large) > 0)
+    assert set(small) <= set(large) <= set(pool)  # one seed: the smaller draw is part of the larger one
+    assert not np.array_equal(small, ens.subsample(pool, 10, seed=2))
+    np.testing.assert_array_equal(small, ens.subsample(pool, 10, seed=1))
+    with pytest.raises(GradSignError, match="choose 3..100"):
+        ens.subsample(pool, 101, seed=0)
+
+
+def test_few_shot_fits_draws_of_the_training_split_and_evaluates_on_the_same_held_out(tmp_path):
+    import json
+
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    base = ["ensemble", *tables, "--truth", truth, "--bootstrap", "20"]
+    assert main([*base, "--train-size", "30,10", "--splits", "3", "--report", str(tmp_path / "few")]) == 0
+    result = json.loads((tmp_path / "few" / "few_shot.json").read_text())
+    assert result["networks"] == {"training_split": 60, "evaluation": 240}
+    # The sizes asked for, sorted, then the whole training split once (every draw of it is the same).
+    assert list(result["sizes"]) == ["10", "30", "60"]
+    assert [e["draws"] for e in result["sizes"].values()] == [3, 3, 1]
+    spearmans = [f["spearman"] for f in result["sizes"]["10"]["fits"]]
+    summary = result["sizes"]["10"]["summary"]["spearman"]
+    assert summary["mean"] == pytest.approx(np.mean(spearmans)) and summary["std"] == pytest.approx(
+        np.std(spearmans, ddof=1)
+    )
+    assert summary["min"] < summary["max"]  # different draws, different fits
+    # The whole-split fit is the plain held-out ensemble, statistic for statistic.
+    assert main([*base, "--report", str(tmp_path / "plain")]) == 0
+    plain = json.loads((tmp_path / "plain" / "ensemble.json").read_text())
+    whole = result["sizes"]["60"]["fits"][0]
+    assert whole["rule"] == plain["rule"]
+    assert whole["spearman"] == pytest.approx(plain["evaluation"]["ensemble"]["spearman"], abs=1e-12)
+    assert whole["kendall"] == pytest.approx(plain["evaluation"]["ensemble"]["kendall"], abs=1e-12)
+    assert whole["precision_top_1_percent"] == plain["evaluation"]["ensemble"]["precision_at_k"]["2"]
+    text = (tmp_path / "few" / "few_shot.md").read_text()
+    assert "| 60 (whole split) | 1 |" in text and "| 10 | 3 |" in text
+
+
+def test_few_shot_refuses_what_it_cannot_fit(tmp_path, capsys):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    base = ["ensemble", *tables, "--truth", truth]
+    assert main([*base, "--train-size", "500"]) == 2
+    assert "choose 3..60" in capsys.readouterr().err
+    assert main([*base, "--train-size", "10", "--fixed", "gradsign"]) == 2
+    assert "fits nothing" in capsys.readouterr().err
+    assert main([*base, "--train-size", "ten"]) == 2
+    assert "comma-separated integers" in capsys.readouterr().err
+    assert main([*base, "--train-size", "10", "--splits", "0"]) == 2
+    assert "--splits" in capsys.readouterr().err
 
 
 def test_ensemble_command_errors_name_the_problem(tmp_path, capsys):

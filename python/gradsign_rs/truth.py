@@ -87,11 +87,13 @@ def read_table(
     columns: list[str] | None = None,
     numeric_key: bool = False,
     infer_numeric: bool = False,
+    mean_duplicates: bool = False,
 ) -> pd.DataFrame:
     """A CSV indexed by `on`. Refused with a GradSignError naming the file and line: a file that is not UTF-8 CSV, a
     row with another number of fields than the header, a named column (`columns`) holding a value that is not a
-    number, an empty or (`numeric_key`) non-numeric `on` value, duplicate `on` values; with `infer_numeric`, also a
-    column of numbers with some text in it."""
+    number, an empty or (`numeric_key`) non-numeric `on` value, duplicate `on` values (with `mean_duplicates`: rows
+    sharing an `on` value become one, its numeric columns averaged and the others taken from the first row, in order
+    of first appearance); with `infer_numeric`, also a column of numbers with some text in it."""
     path = Path(path)
     if path.is_dir():
         raise GradSignError(f"table {str(path)!r} is a folder, not a CSV file")
@@ -136,6 +138,10 @@ def read_table(
         numeric += [c for c in frame.columns if c not in numeric and c != on and _mostly_numbers(frame[c])]
     for column in [*([on] if numeric_key else []), *numeric]:
         _check_numbers(path, frame, column, lines)
+    if mean_duplicates:
+        numeric_columns = {c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])}
+        how = {c: "mean" if c in numeric_columns else "first" for c in frame.columns if c != on}
+        return frame.groupby(on, sort=False).agg(how) if how else frame.drop_duplicates(on).set_index(on)
     if frame[on].duplicated().any():
         duplicated = frame[on].duplicated().to_numpy()
         row = int(duplicated.argmax())
@@ -160,6 +166,29 @@ def _check_numbers(path: Path, frame: pd.DataFrame, column: str, lines: list[int
     if bad.any():
         row = int(bad.argmax())
         raise GradSignError(f"{path}:{lines[row]}: column {column!r} holds {values.iloc[row]!r}, not a number")
+
+
+# Columns of `gradsign batch` tables that are bookkeeping, not proxies.
+NOT_PROXIES = {"index", "hash", "arch", "mean", "n_weights", "n_samples", "seconds", "error"}
+
+
+def proxy_table(paths: list[str], *, on: str = "index") -> pd.DataFrame:
+    """The proxy columns of several `gradsign batch` tables (a GradSignTable's `score` is the proxy `gradsign`),
+    inner-joined on `on` (plus `arch` when one has it); a proxy column in two tables is refused."""
+    joined: pd.DataFrame | None = None
+    for path in paths:
+        frame = read_table(path, on=on).rename(columns={"score": "gradsign"})
+        keep = [c for c in frame.columns if c not in NOT_PROXIES and pd.api.types.is_numeric_dtype(frame[c])]
+        if joined is not None:
+            clash = sorted(set(keep) & set(joined.columns))
+            if clash:
+                raise GradSignError(f"{path}: proxy column(s) {clash} also come from an earlier table")
+        if "arch" in frame.columns and (joined is None or "arch" not in joined.columns):
+            keep.append("arch")
+        joined = frame[keep] if joined is None else joined.join(frame[keep], how="inner")
+    if joined is None:
+        raise GradSignError("no results table given")
+    return joined
 
 
 def nb201_truth(which: str = "cifar10") -> pd.DataFrame:

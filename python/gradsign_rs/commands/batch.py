@@ -27,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=["nb201", "nb101"],
         help="search space (nb101: the rows of the shared NAS-Bench-101 table; index = row)",
     )
-    parser.add_argument("--archs", default=None, help="all (default) | sample:K | FILE of arch strings or indices")
+    parser.add_argument(
+        "--archs",
+        default=None,
+        help="all (default) | sample:K | FILE of arch strings or indices (nb101: row numbers or hashes, or a CSV "
+        "with hash, adjacency and ops columns)",
+    )
     parser.add_argument(
         "--models",
         default=None,

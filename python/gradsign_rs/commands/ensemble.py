@@ -1,8 +1,12 @@
 """`gradsign ensemble RESULTS.csv [MORE.csv ...]`: fit the rank ensemble on a held-out split and evaluate it.
 
-The tables are joined on `index` (a GradSign table's `score` column is the proxy `gradsign`), then with the truth.
+The tables are joined on `index` (`--on hash` for NAS-Bench-101; a GradSign table's `score` column is the proxy
+`gradsign`), then with the truth.
 A seeded `--train-fraction` of the joined networks fits the rule (`gradsign_rs.proxies.ensemble.fit`); every
 statistic reported is computed on the other networks only, for the ensemble and for each single proxy alike.
+`--fixed` evaluates a rule fixed without labels on every network. `--train-size N1,N2,...` (few-shot) fits the rule on
+`--splits` seeded draws of N networks from the training split (and once on the whole split, for reference) and
+evaluates each fit on the same held-out networks: few_shot.md and few_shot.json.
 """
 
 from __future__ import annotations
@@ -10,16 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from gradsign_rs._core import GradSignError
 from gradsign_rs.data import data_root
-from gradsign_rs.truth import read_table
+from gradsign_rs.truth import proxy_table, read_table
 
-# Columns of `gradsign batch` tables that are bookkeeping, not proxies.
-NOT_PROXIES = {"arch", "mean", "n_weights", "n_samples", "seconds", "error"}
+if TYPE_CHECKING:
+    from gradsign_rs.report import Evaluation
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -36,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA)",
     )
     parser.add_argument("--target", default="c10valid_test_200ep", help="accuracy column (default c10valid_test_200ep)")
+    parser.add_argument(
+        "--on", default="index", help="column joining the tables and the truth (default index; NB101: hash)"
+    )
+    parser.add_argument(
+        "--mean-duplicates",
+        action="store_true",
+        help="average truth rows that share a key (NASLib's NB101 sample lists some cells several times)",
+    )
     parser.add_argument("--proxies", default=None, help="comma-separated candidates (default: every proxy column)")
     parser.add_argument("--train-fraction", type=float, default=0.2, help="share of networks used to fit (default 0.2)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the train/evaluation split")
@@ -54,6 +67,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="label-free: evaluate this fixed rule (each proxy larger-is-better, weight 1) on every "
         "network, fitting nothing (aggregation: --aggregation, log when 'fit')",
     )
+    parser.add_argument(
+        "--train-size",
+        default=None,
+        metavar="N1,N2,...",
+        help="few-shot: fit on N networks drawn from the training split (--splits seeded draws each, plus the "
+        "whole split for reference), every fit evaluated on the same held-out networks",
+    )
+    parser.add_argument("--splits", type=int, default=10, help="few-shot: seeded draws per training size (default 10)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument("--report", default=None, metavar="DIR", help="write ensemble.md and ensemble.json here")
     parser.add_argument("--notes", default="", help="a paragraph for the report")
@@ -61,30 +82,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def proxy_table(paths: list[str]) -> pd.DataFrame:
-    """The proxy columns of several results tables, inner-joined on index (plus `arch` when one has it)."""
-    joined: pd.DataFrame | None = None
-    for path in paths:
-        frame = read_table(path).rename(columns={"score": "gradsign"})
-        keep = [c for c in frame.columns if c not in NOT_PROXIES and pd.api.types.is_numeric_dtype(frame[c])]
-        if joined is not None:
-            clash = sorted(set(keep) & set(joined.columns))
-            if clash:
-                raise GradSignError(f"{path}: proxy column(s) {clash} also come from an earlier table")
-        if "arch" in frame.columns and (joined is None or "arch" not in joined.columns):
-            keep.append("arch")
-        joined = frame[keep] if joined is None else joined.join(frame[keep], how="inner")
-    return joined
-
-
 def run(args: argparse.Namespace) -> int:
-    from gradsign_rs import stats
     from gradsign_rs.proxies import ensemble as ens
-    from gradsign_rs.report import evaluate
     from gradsign_rs.spaces import nb201
 
-    table = proxy_table(args.results)
-    truth = read_table(args.truth or data_root() / "nb201" / "nb201_cifar10.csv", columns=[args.target])
+    table = proxy_table(args.results, on=args.on)
+    truth = read_table(
+        args.truth or data_root() / "nb201" / "nb201_cifar10.csv",
+        on=args.on,
+        columns=[args.target],
+        mean_duplicates=args.mean_duplicates,
+    )
     # Sorted by network, so the seeded split does not depend on the order rows were appended in.
     table = table.join(truth[[args.target]], how="inner").dropna(subset=[args.target]).sort_index()
     available = [c for c in table.columns if c not in ("arch", args.target)]
@@ -93,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(candidates) - set(available))
     if unknown:
         raise GradSignError(f"no column(s) {unknown} in the joined tables; proxies there: {available}")
+    sizes = _sizes(args.train_size) if args.train_size else None
+    if sizes and fixed:
+        raise GradSignError("--train-size fits the rule on few networks; a --fixed rule fits nothing")
+    if args.splits < 1:
+        raise GradSignError(f"--splits must be at least 1, got {args.splits}")
     if len(table) < 20:
         raise GradSignError(f"only {len(table)} networks are in every table and the truth; at least 20 are needed")
     values = {p: table[p].to_numpy(np.float64) for p in candidates}
@@ -104,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         train, held_out = ens.split(len(table), args.train_fraction, args.seed)
         aggregations = ens.AGGREGATIONS if args.aggregation == "fit" else (args.aggregation,)
+        if sizes:
+            return few_shot(args, values, target, train, held_out, sizes, candidates, aggregations)
         rule = ens.fit(values, target, train, candidates=candidates, max_size=args.max_size, aggregations=aggregations)
     evaluation = pd.DataFrame({p: v[held_out] for p, v in values.items()}, index=table.index[held_out])
     evaluation["ensemble"] = ens.ensemble({p: v[held_out] for p, v in values.items()}, rule)
@@ -116,10 +131,8 @@ def run(args: argparse.Namespace) -> int:
     top = max(1, held_out.size // 100)
     rows = {}
     for column in ["ensemble", *candidates]:
-        finite = evaluation[[column, args.target]].dropna()  # ±inf stay: they rank as the extremes
-        oriented = finite.assign(**{column: orientation.get(column, 1) * finite[column]})
-        rows[column] = evaluate(oriented, args.target, score=column, bootstrap=args.bootstrap, seed=args.seed)
-        rows[column].precision_at_k[top] = stats.precision_at_k(oriented[column], oriented[args.target], top)
+        oriented = evaluation[[column, args.target]].assign(**{column: orientation.get(column, 1) * evaluation[column]})
+        rows[column] = assess(oriented, column, args.target, top=top, bootstrap=args.bootstrap, seed=args.seed)
     subsets = {}
     dead = nb201.dead_operation_mask(table["arch"].iloc[held_out]) if "arch" in table.columns else None
     if dead is not None:
@@ -149,13 +162,149 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -> str:
-    rule = result["rule"]
+def assess(frame: pd.DataFrame, score: str, target: str, *, top: int, bootstrap: int, seed: int) -> Evaluation:
+    """`report.evaluate` of `score` against `target` over the rows where neither is NaN (±inf stay: they rank as the
+    extremes), with precision at `top` (the top 1% of the evaluation networks) always among its precisions."""
+    from gradsign_rs import stats
+    from gradsign_rs.report import evaluate
+
+    finite = frame[[score, target]].dropna()
+    result = evaluate(finite, target, score=score, bootstrap=bootstrap, seed=seed)
+    result.precision_at_k[top] = stats.precision_at_k(finite[score], finite[target], top)
+    return result
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise GradSignError(f"--train-size {text!r}: expected comma-separated integers, e.g. 50,100,500") from None
+    if not sizes:
+        raise GradSignError("--train-size names no size")
+    return sizes
+
+
+# Few-shot statistics of each fit, as (JSON key, heading); summarised over the draws of one training size.
+FEW_SHOT_STATISTICS = (("spearman", "Spearman ρ"), ("kendall", "Kendall τ"), ("precision_top_1_percent", "precision"))
+
+
+def few_shot(
+    args: argparse.Namespace,
+    values: dict[str, np.ndarray],
+    target: np.ndarray,
+    train: np.ndarray,
+    held_out: np.ndarray,
+    sizes: list[int],
+    candidates: list[str],
+    aggregations: tuple[str, ...],
+) -> int:
+    """Fit the rule on `--splits` seeded draws (`ensemble.subsample`, seeds 0..splits-1) of each size from the
+    training split, and once on the whole split; evaluate every fit on the same held-out networks."""
+    from gradsign_rs.proxies import ensemble as ens
+
+    evaluation = {p: v[held_out] for p, v in values.items()}
+    top = max(1, held_out.size // 100)
+    plan = [(size, range(args.splits)) for size in sorted(set(sizes))]
+    if train.size not in sizes:
+        plan.append((train.size, range(1)))  # the whole training split: every draw is the same, one fit
+    results = {}
+    for size, seeds in plan:
+        fits: list[dict[str, object]] = []
+        measured: dict[str, list[float]] = {key: [] for key, _ in FEW_SHOT_STATISTICS}
+        for seed in seeds:
+            rows = ens.subsample(train, size, seed)
+            rule = ens.fit(
+                values, target, rows, candidates=candidates, max_size=args.max_size, aggregations=aggregations
+            )
+            frame = pd.DataFrame({"ensemble": ens.ensemble(evaluation, rule), "target": target[held_out]})
+            e = assess(frame, "ensemble", "target", top=top, bootstrap=0, seed=0)
+            statistics = {
+                "spearman": e.spearman,
+                "kendall": e.kendall,
+                "precision_top_1_percent": e.precision_at_k[top],
+            }
+            for key, value in statistics.items():
+                measured[key].append(value)
+            fits.append({"seed": seed, "rule": rule.to_json(), **statistics})
+        summary = {
+            key: {
+                "mean": float(np.mean(column)),
+                "std": float(np.std(column, ddof=1)) if len(column) > 1 else 0.0,
+                "min": float(np.min(column)),
+                "max": float(np.max(column)),
+            }
+            for key, column in measured.items()
+        }
+        results[str(size)] = {"draws": len(fits), "summary": summary, "fits": fits}
+    result = {
+        "target": args.target,
+        "networks": {"training_split": int(train.size), "evaluation": int(held_out.size)},
+        "split_seed": args.seed,
+        "top_1_percent": top,
+        "candidates": candidates,
+        "sizes": results,
+        "sources": [Path(p).name for p in args.results],
+    }
+    text = few_shot_markdown(result, notes=args.notes)
+    if args.report:
+        out = Path(args.report)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "few_shot.md").write_text(text)
+        (out / "few_shot.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2) if args.json else text, end="" if not args.json else "\n")
+    return 0
+
+
+def _rule_text(rule: dict) -> str:
+    """A rule in one line: weight·[log ]rank(±proxy) terms joined by +."""
     log = "log " if rule["aggregation"] == "log" else ""
-    terms = " + ".join(
+    return " + ".join(
         f"{'' if w == 1 else f'{w:g}·'}{log}rank({'' if s > 0 else '-'}{p})"
         for p, s, w in zip(rule["proxies"], rule["signs"], rule["weights"])
     )
+
+
+def few_shot_markdown(result: dict, *, notes: str) -> str:
+    top = result["top_1_percent"]
+    split = result["networks"]["training_split"]
+    lines = [
+        f"# Few-shot rank ensemble vs {result['target']}",
+        "",
+        notes,
+        "",
+        f"Each fit chooses its rule (proxies among {', '.join(result['candidates'])}, orientation, weights, "
+        f"aggregation) by forward selection on N networks drawn from a training split of {split} (split seed "
+        f"{result['split_seed']}; draw k takes the first N of permutation k of the split, so a draw's smaller "
+        f"training sets are part of its larger ones), and is evaluated on the same "
+        f"{result['networks']['evaluation']} held-out networks, which no fit sees. Mean ± standard deviation over "
+        "the draws [min, max].",
+        "",
+        f"| training networks | draws | Spearman ρ | Kendall τ | precision@{top} (top 1%) |",
+        "|---:|---:|---|---|---|",
+    ]
+    chosen = []
+    for size, entry in result["sizes"].items():
+        cells = []
+        for key, _ in FEW_SHOT_STATISTICS:
+            m = entry["summary"][key]
+            spread = f" ± {m['std']:.4f} [{m['min']:.4f}, {m['max']:.4f}]" if entry["draws"] > 1 else ""
+            cells.append(f"{m['mean']:.4f}{spread}")
+        whole = " (whole split)" if int(size) == split else ""
+        lines.append(f"| {size}{whole} | {entry['draws']} | {' | '.join(cells)} |")
+        rules: dict[str, int] = {}
+        for f in entry["fits"]:
+            rules[_rule_text(f["rule"])] = rules.get(_rule_text(f["rule"]), 0) + 1
+        chosen.append(
+            f"- {size}: " + "; ".join(f"{text} ({n})" for text, n in sorted(rules.items(), key=lambda kv: -kv[1]))
+        )
+    lines += ["", "Rules chosen (how many draws chose each):", "", *chosen]
+    lines += ["", f"Sources: {', '.join(result['sources'])}.", ""]
+    return "\n".join(lines)
+
+
+def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -> str:
+    rule = result["rule"]
+    terms = _rule_text(rule)
     fitted = result["networks"]["train"] > 0
     origin = (
         f"fitted on {result['networks']['train']} networks, split seed {result['split_seed']}"

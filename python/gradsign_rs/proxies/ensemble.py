@@ -14,7 +14,7 @@ and for each aggregation, (proxy, weight) pairs, weights from `WEIGHTS`, are add
 each time the pair that most raises the ensemble's Spearman on the training split, stopping when none raises it by
 more than `min_gain` or `max_size` proxies are chosen; the aggregation whose rule scores higher on the training split
 is kept. The first proxy's weight is 1 (only ratios matter). The evaluation split is never read while fitting
-(`split` gives disjoint index sets).
+(`split` gives disjoint index sets). Few-shot fits (`subsample`) see a seeded part of the training split only.
 
 Command: `gradsign ensemble RESULTS.csv [MORE.csv ...] [--truth nb201_cifar10.csv] [--target COLUMN] [--report DIR]`.
 """
@@ -109,6 +109,15 @@ def split(n: int, train_fraction: float, seed: int) -> tuple[np.ndarray, np.ndar
     if cut >= n:
         raise GradSignError(f"{n} networks are too few to split")
     return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def subsample(pool: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """`size` rows of `pool` drawn with `np.random.default_rng(seed)`, sorted: the first `size` of one seeded
+    permutation of the pool, so with one seed a smaller draw is part of every larger one (few-shot fits)."""
+    pool = np.asarray(pool)
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 3 <= size <= pool.size:
+        raise GradSignError(f"a training set of {size!r} networks: choose 3..{pool.size} (the training split)")
+    return np.sort(pool[np.random.default_rng(seed).permutation(pool.size)[:size]])
 
 
 def fit(

@@ -130,7 +130,9 @@ def compare(
     return rows
 
 
-def markdown(rows: list[ProxyAgreement], *, target: str, source: str) -> str:
+def markdown(
+    rows: list[ProxyAgreement], *, target: str, source: str, published: str = "peer_proxies_cifar10.csv"
+) -> str:
     """A table of the agreements, with the bar and what each column means."""
     second = any(r.n_second for r in rows)
     extra = " ours vs second (architectures) | published vs second (architectures) |" if second else ""
@@ -150,7 +152,7 @@ def markdown(rows: list[ProxyAgreement], *, target: str, source: str) -> str:
         )
     lines += [
         "",
-        f"Target: `{target}`. Our values: `{source}`. Published: NAS-Bench-Suite-Zero (`peer_proxies_cifar10.csv`).",
+        f"Target: `{target}`. Our values: `{source}`. Published: NAS-Bench-Suite-Zero (`{published}`).",
         "Correlations are Spearman's rho over the architectures where both values are finite.",
     ]
     if second:
@@ -161,10 +163,19 @@ def markdown(rows: list[ProxyAgreement], *, target: str, source: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(rows: list[ProxyAgreement], out: Path, *, target: str, source: str, notes: str = "") -> None:
+def write_report(
+    rows: list[ProxyAgreement],
+    out: Path,
+    *,
+    target: str,
+    source: str,
+    notes: str = "",
+    published: str = "peer_proxies_cifar10.csv",
+    title: str = "Proxies vs published values (NAS-Bench-201, CIFAR-10)",
+) -> None:
     """validation.md and validation.json in `out`."""
     out.mkdir(parents=True, exist_ok=True)
-    text = "# Proxies vs published values (NAS-Bench-201, CIFAR-10)\n\n" + (notes + "\n\n" if notes else "")
-    (out / "validation.md").write_text(text + markdown(rows, target=target, source=source))
+    text = f"# {title}\n\n" + (notes + "\n\n" if notes else "")
+    (out / "validation.md").write_text(text + markdown(rows, target=target, source=source, published=published))
     table = pd.DataFrame([dataclasses.asdict(r) | {"passes": r.passes} for r in rows])
     (out / "validation.json").write_text(table.to_json(orient="records", indent=2) + "\n")

@@ -9,7 +9,9 @@ to isomorphism and is the key of its tables.
 
 The network builder is `build_onnx` and the benchmark's parameter count `parameter_count` (from `nb101_onnx`).
 The shared table `nb101/nb101_cifar10_30k.csv` (under `data_root()`) holds 30,001 cells with their hash, accuracies
-and parameter counts: `load_table`, `Cell.from_row`, and the selections `all_cells`, `sample`, `resolve`.
+and parameter counts: `load_table`, `Cell.from_row`, and the selections `all_cells`, `sample`, `resolve`. A cell is
+keyed by its row of that table; a cell from another source (`resolve` of a CSV with hash, adjacency and ops columns,
+such as the published-proxy sample) that the table lacks is keyed by `off_table_index` of its hash.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "data_root",
     "hash_module",
     "load_table",
+    "off_table_index",
     "parameter_count",
     "resolve",
     "sample",
@@ -56,6 +59,8 @@ MAX_EDGES = 9
 # [conv3x3, conv1x1, maxpool] (input -1, output -2; swapping those two changes every hash).
 HASH_LABELS: dict[str, int] = {"input": -1, "output": -2, "conv3x3-bn-relu": 0, "conv1x1-bn-relu": 1, "maxpool3x3": 2}
 _TABLE = Path("nb101") / "nb101_cifar10_30k.csv"
+# Keys of cells the shared table lacks start here, far above its rows (see `off_table_index`).
+OFF_TABLE_BASE = 10**15
 TABLE_COLUMNS = ("hash", "num_vertices", "adjacency", "ops")
 # Columns kept as text: a row-major adjacency such as "0100" would otherwise be read as the integer 100.
 _TEXT_COLUMNS = {"hash": str, "adjacency": str, "ops": str}
@@ -317,9 +322,46 @@ def sample(k: int, seed: int = 0, path: str | os.PathLike[str] | None = None) ->
     return _cells(frame, picks.tolist(), path or table_path())
 
 
+def off_table_index(cell_hash: str) -> int:
+    """The key of a cell that is not a row of the shared table: `OFF_TABLE_BASE` plus the first 48 bits of its
+    module hash, so the same cell gets the same key in every run and no key is a row number (below 2**53, exact
+    even where a reader turns it into a float)."""
+    try:
+        return OFF_TABLE_BASE + int(cell_hash[:12], 16)
+    except ValueError:
+        raise GradSignError(f"{cell_hash!r} is not an NB101 module hash (32 hex digits)") from None
+
+
+def _source_cells(listing: Path, frame: pd.DataFrame) -> list[tuple[int, Cell]]:
+    """The cells of a CSV with hash, adjacency and ops columns, one per module hash (its first row), each checked
+    against its hash and keyed by its row of the shared table `frame`, or by `off_table_index` when it has none."""
+    try:
+        source = pd.read_csv(listing, dtype=_TEXT_COLUMNS)
+    except Exception as exc:
+        raise GradSignError(f"{listing}: not a readable CSV ({exc})") from exc
+    missing = [c for c in ("hash", "adjacency", "ops") if c not in source.columns]
+    if missing:
+        raise GradSignError(f"{listing}: a CSV of cells needs the column(s) {missing}; it has {list(source.columns)}")
+    by_hash = {h: i for i, h in enumerate(frame["hash"])}
+    out: dict[str, tuple[int, Cell]] = {}
+    for position, row in source.iterrows():
+        line = int(position) + 2  # type: ignore[call-overload]  # the header is line 1
+        try:
+            cell = Cell.from_row(row)
+        except GradSignError as exc:
+            raise GradSignError(f"{listing}:{line}: {exc}") from None
+        if cell.hash != row["hash"]:
+            raise GradSignError(f"{listing}:{line}: the cell {cell} hashes to {cell.hash}, the row says {row['hash']}")
+        if cell.hash not in out:
+            row_number = by_hash.get(cell.hash)
+            out[cell.hash] = (off_table_index(cell.hash) if row_number is None else row_number, cell)
+    return list(out.values())
+
+
 def resolve(spec: str, *, sample_seed: int = 0, path: str | os.PathLike[str] | None = None) -> list[tuple[int, Cell]]:
-    """`all`, `sample:K`, or a file with one row number or module hash per line (`#` comments): the cells to score,
-    as (row number, cell)."""
+    """`all`, `sample:K`, a file with one row number or module hash per line (`#` comments), or a CSV with hash,
+    adjacency and ops columns (e.g. `nb101_peer_proxies_500.csv`: its cells, one per hash, in file order, those the
+    table lacks included and keyed by `off_table_index`): the cells to score, as (key, cell)."""
     if spec == "all":
         return all_cells(path)
     if spec.startswith("sample:"):
@@ -332,9 +374,12 @@ def resolve(spec: str, *, sample_seed: int = 0, path: str | os.PathLike[str] | N
     if not listing.is_file():
         raise GradSignError(f"--archs {spec!r}: not 'all', 'sample:K' or an existing file of row numbers or hashes")
     frame = load_table(path)
+    content = listing.read_text()
+    if {"hash", "adjacency", "ops"} <= {c.strip() for c in content.partition("\n")[0].split(",")}:
+        return _source_cells(listing, frame)
     by_hash = {h: i for i, h in enumerate(frame["hash"])}
     rows = []
-    for number, line in enumerate(listing.read_text().splitlines(), 1):
+    for number, line in enumerate(content.splitlines(), 1):
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
