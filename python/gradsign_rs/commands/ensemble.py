@@ -152,14 +152,7 @@ def run(args: argparse.Namespace) -> int:
         "ensemble_by_subset": {name: {"networks": n, "spearman": rho} for name, (n, rho) in subsets.items()},
         "sources": [Path(p).name for p in args.results],
     }
-    text = markdown(result, rows, subsets, top=top, notes=args.notes)
-    if args.report:
-        out = Path(args.report)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "ensemble.md").write_text(text)
-        (out / "ensemble.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2) if args.json else text, end="" if not args.json else "\n")
-    return 0
+    return _emit(args, "ensemble", result, markdown(result, rows, subsets, top=top, notes=args.notes))
 
 
 def assess(frame: pd.DataFrame, score: str, target: str, *, top: int, bootstrap: int, seed: int) -> Evaluation:
@@ -245,12 +238,16 @@ def few_shot(
         "sizes": results,
         "sources": [Path(p).name for p in args.results],
     }
-    text = few_shot_markdown(result, notes=args.notes)
+    return _emit(args, "few_shot", result, few_shot_markdown(result, notes=args.notes))
+
+
+def _emit(args: argparse.Namespace, name: str, result: dict, text: str) -> int:
+    """Write `name`.md and `name`.json to --report (when given) and print the text, or the JSON with --json."""
     if args.report:
         out = Path(args.report)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "few_shot.md").write_text(text)
-        (out / "few_shot.json").write_text(json.dumps(result, indent=2) + "\n")
+        (out / f"{name}.md").write_text(text)
+        (out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2) if args.json else text, end="" if not args.json else "\n")
     return 0
 
