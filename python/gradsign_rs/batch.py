@@ -43,7 +43,6 @@ COLUMNS = ("index", "arch", "score", "mean", "n_weights", "n_samples", "seconds"
 SPACES = ("nb201", "nb101", "files")
 MAX_INT = 2**63 - 1  # integer settings are recorded in JSON and CSV: keep them within int64
 DEFAULT_PROXIES = ("gradsign",)
-MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))  # beyond this, workers only compete for cores and memory
 # Settings recorded only when not their default: a file that has one must match a run that leaves it out.
 _OPTIONAL_KEYS = ("proxies", "proxy_batch_size", "offset", "layout", "size")
 
@@ -716,10 +715,7 @@ def run_batch(
     proxies). `pool` runs them elsewhere (`gradsign_rs.cluster.RayPool`: on a Ray cluster; `workers` is then unused);
     the rows are the same, and only this process writes them."""
     config.check()
-    if pool is None:
-        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
-            raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
-        pool = LocalPool(workers)
+    pool = pool or LocalPool(workers)
     if config.proxies != DEFAULT_PROXIES:
         from gradsign_rs.proxies import parse_names
 

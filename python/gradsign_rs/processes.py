@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol, TypeVar
 
+from gradsign_rs._core import GradSignError
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -40,6 +42,7 @@ from gradsign_rs.processes import _serve
 _serve(reader, writer)
 """
 _NOTHING = object()  # a worker's current item when it runs none
+MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))  # beyond this, local workers only compete for cores and memory
 
 
 class WorkerCrashed(RuntimeError):
@@ -228,6 +231,8 @@ class LocalPool:
     """The default backend: `workers` worker processes on this machine (`imap_unordered`)."""
 
     def __init__(self, workers: int):
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS:
+            raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
         self.workers = workers
 
     def imap_unordered(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from gradsign_rs._core import GradSignError
-from gradsign_rs.processes import Pool
+from gradsign_rs.processes import LocalPool, Pool
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, default_workers: str, noun: str) -> None:
@@ -34,12 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser, *, default_workers: str, noun
     )
 
 
-def make_pool(args: argparse.Namespace, *, default_workers: int) -> tuple[int, Pool | None]:
-    """(local worker processes, None), or (0, the Ray pool) the options ask for."""
+def make_pool(args: argparse.Namespace, *, default_workers: int) -> Pool:
+    """The pool the options ask for: local worker processes (checked here, before any work), or a Ray pool."""
     if args.backend == "local":
         if args.address is not None:
             raise GradSignError("--address is for --backend ray; the local backend runs on this machine")
-        return (default_workers if args.workers is None else args.workers), None
+        return LocalPool(default_workers if args.workers is None else args.workers)
     from gradsign_rs.cluster import RayPool
 
-    return 0, RayPool(args.address, workers=args.workers)
+    return RayPool(args.address, workers=args.workers)

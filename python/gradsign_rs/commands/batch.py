@@ -129,12 +129,11 @@ def run(args: argparse.Namespace) -> int:
         if files
         else resolve_archs(args.archs or "all", sample_seed=args.sample_seed, space=args.space)
     )
-    workers, pool = backend.make_pool(args, default_workers=os.cpu_count() or 1)
+    pool = backend.make_pool(args, default_workers=os.cpu_count() or 1)
     summary = run_batch(
         config,
         jobs,
         args.out,
-        workers=workers,
         pool=pool,
         progress=not args.no_progress,
         drop_malformed=args.drop_malformed,

@@ -100,7 +100,7 @@ MAX_SEED = 2**63 - 1  # seeds are recorded in the runs file: keep them within in
 
 
 def _check_counts(args: argparse.Namespace) -> None:
-    """Refuse run counts, seeds and worker counts no search could run with, naming the flag (budget and candidates
+    """Refuse run counts and seeds no search could run with, naming the flag (budget and candidates
     are checked by SearchSettings)."""
     from gradsign_rs._core import GradSignError
 
@@ -110,10 +110,6 @@ def _check_counts(args: argparse.Namespace) -> None:
         raise GradSignError(
             f"--seed must be an integer in 0..{MAX_SEED - args.runs + 1} (seeds SEED..SEED+RUNS-1), got {args.seed}"
         )
-    from gradsign_rs.search.runner import MAX_WORKERS
-
-    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
-        raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {args.workers}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from gradsign_rs.search.runs_file import RunsFile, to_row
 
     _check_counts(args)
-    workers, pool = backend.make_pool(args, default_workers=1)
+    pool = backend.make_pool(args, default_workers=1)
     if args.assist == VANILLA:
         raise GradSignError(f"--assist {VANILLA!r} is not a proxy; leave --assist out for vanilla runs only")
     settings = SearchSettings(
@@ -167,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
             todo = [spec for spec in specs if spec not in done]
         bar = tqdm(total=len(todo), unit="run", disable=args.no_progress, smoothing=0.05, dynamic_ncols=True)
         try:
-            for result in run_many(settings, todo, workers=workers, pool=pool):
+            for result in run_many(settings, todo, pool=pool):
                 row = to_row(result, settings, sid if result.spec.assisted else "")
                 if runs_file is not None:
                     runs_file.append(row)

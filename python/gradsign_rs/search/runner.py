@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
@@ -36,7 +35,6 @@ DEFAULT_CANDIDATES = 10
 # More simulated time than training every NAS-Bench-201 network once (1.7e6 s): a run never needs more, and an
 # unbounded budget (inf) would never end.
 MAX_BUDGET = 2e6
-MAX_WORKERS = max(64, 4 * (os.cpu_count() or 1))  # beyond this, workers only compete for cores and memory
 
 
 @dataclasses.dataclass(frozen=True, order=True)
@@ -187,17 +185,15 @@ def run_many(
     """Results of `specs` as they finish (in order with one local worker; in completion order otherwise). `pool`
     runs them elsewhere (`gradsign_rs.cluster.RayPool`: on a Ray cluster; `workers` is then unused)."""
     specs = list(specs)
-    if pool is None and (isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= MAX_WORKERS):
-        raise GradSignError(f"--workers must be an integer in 1..{MAX_WORKERS}, got {workers!r}")
+    pool = pool or LocalPool(workers)
     if not specs:
         return
     proxies = tuple(dict.fromkeys(s.assist for s in specs if s.assisted))
-    if pool is None and workers == 1:
+    if isinstance(pool, LocalPool) and pool.workers == 1:
         context = SearchContext(settings, proxies)
         for spec in specs:
             yield context.run(spec)
         return
-    pool = pool or LocalPool(workers)
     yield from pool.imap_unordered(_run_in_worker, specs, initializer=_init_worker, initargs=(settings, proxies))
 
 
