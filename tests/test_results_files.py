@@ -268,7 +268,7 @@ def test_a_damaged_runs_file_is_refused_by_line_then_dropped(tmp_path, capsys):
 
 def crash_on_marked_models(job: Job) -> batch.JobResult:
     """The batch worker's job, except that a model named crash*.onnx takes the process down as a segfaulting
-    onnxruntime would (abort: SIGABRT), and exit139*.onnx exits with status 139."""
+    onnxruntime would (abort: SIGABRT), exit139*.onnx exits with status 139 and oom*.onnx is SIGKILLed."""
     import resource
 
     name = Path(job.model or "").name
@@ -277,7 +277,22 @@ def crash_on_marked_models(job: Job) -> batch.JobResult:
         os.abort()
     if name.startswith("exit139"):
         os._exit(139)
+    if name.startswith("oom"):  # as the kernel's out-of-memory killer would
+        os.kill(os.getpid(), signal.SIGKILL)
     return batch._score_job(job)
+
+
+@needs_images
+def test_a_worker_killed_by_sigkill_is_reported_with_the_memory_hint(tmp_path):
+    paths = _models(tmp_path / "models", ["a.onnx", "oom.onnx"])
+    out = tmp_path / "r.csv"
+    summary = run_batch(
+        files_config(), resolve_models(str(tmp_path / "models")), out, progress=False, score_job=crash_on_marked_models
+    )
+    assert (summary.scored, summary.crashed) == (1, 1)
+    (error,) = _errors(out)
+    assert error["model"] == str(paths[1].resolve()) and error["crash"] == "signal 9, SIGKILL"
+    assert "out-of-memory killer" in error["error"] and "fewer --workers" in error["error"]
 
 
 def _models(folder: Path, names: list[str]) -> list[Path]:

@@ -787,7 +787,10 @@ def _execute(
         score_job, todo, initializer=_init_worker, initargs=(config, data), on_crash=_Crash
     ):
         if isinstance(result, _Crash):
-            yield result.job, None, f"worker process crashed ({result.how}) while scoring {result.job}", result.how
+            message = f"worker process crashed ({result.how}) while scoring {result.job}"
+            if result.how.endswith("SIGKILL"):  # what the kernel's OOM killer sends: the likeliest cause by far
+                message += "; the out-of-memory killer sends SIGKILL: fewer --workers leave each network more memory"
+            yield result.job, None, message, result.how
         else:
             job, row, error = cast(JobResult, result)
             yield job, row, error, None
