@@ -177,10 +177,6 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-# Few-shot statistics of each fit, as (JSON key, heading); summarised over the draws of one training size.
-FEW_SHOT_STATISTICS = (("spearman", "Spearman ρ"), ("kendall", "Kendall τ"), ("precision_top_1_percent", "precision"))
-
-
 def few_shot(
     args: argparse.Namespace,
     values: dict[str, np.ndarray],
@@ -191,44 +187,21 @@ def few_shot(
     candidates: list[str],
     aggregations: tuple[str, ...],
 ) -> int:
-    """Fit the rule on `--splits` seeded draws (`ensemble.subsample`, seeds 0..splits-1) of each size from the
-    training split, and once on the whole split; evaluate every fit on the same held-out networks."""
+    """The few-shot fits (`ensemble.few_shot`) and their report."""
     from gradsign_rs.proxies import ensemble as ens
 
-    evaluation = {p: v[held_out] for p, v in values.items()}
+    results = ens.few_shot(
+        values,
+        target,
+        train,
+        held_out,
+        sizes,
+        splits=args.splits,
+        candidates=candidates,
+        max_size=args.max_size,
+        aggregations=aggregations,
+    )
     top = max(1, held_out.size // 100)
-    plan = [(size, range(args.splits)) for size in sorted(set(sizes))]
-    if train.size not in sizes:
-        plan.append((train.size, range(1)))  # the whole training split: every draw is the same, one fit
-    results = {}
-    for size, seeds in plan:
-        fits: list[dict[str, object]] = []
-        measured: dict[str, list[float]] = {key: [] for key, _ in FEW_SHOT_STATISTICS}
-        for seed in seeds:
-            rows = ens.subsample(train, size, seed)
-            rule = ens.fit(
-                values, target, rows, candidates=candidates, max_size=args.max_size, aggregations=aggregations
-            )
-            frame = pd.DataFrame({"ensemble": ens.ensemble(evaluation, rule), "target": target[held_out]})
-            e = assess(frame, "ensemble", "target", top=top, bootstrap=0, seed=0)
-            statistics = {
-                "spearman": e.spearman,
-                "kendall": e.kendall,
-                "precision_top_1_percent": e.precision_at_k[top],
-            }
-            for key, value in statistics.items():
-                measured[key].append(value)
-            fits.append({"seed": seed, "rule": rule.to_json(), **statistics})
-        summary = {
-            key: {
-                "mean": float(np.mean(column)),
-                "std": float(np.std(column, ddof=1)) if len(column) > 1 else 0.0,
-                "min": float(np.min(column)),
-                "max": float(np.max(column)),
-            }
-            for key, column in measured.items()
-        }
-        results[str(size)] = {"draws": len(fits), "summary": summary, "fits": fits}
     result = {
         "target": args.target,
         "networks": {"training_split": int(train.size), "evaluation": int(held_out.size)},
@@ -262,6 +235,8 @@ def _rule_text(rule: dict) -> str:
 
 
 def few_shot_markdown(result: dict, *, notes: str) -> str:
+    from gradsign_rs.proxies.ensemble import FEW_SHOT_STATISTICS
+
     top = result["top_1_percent"]
     split = result["networks"]["training_split"]
     lines = [
@@ -282,7 +257,7 @@ def few_shot_markdown(result: dict, *, notes: str) -> str:
     chosen = []
     for size, entry in result["sizes"].items():
         cells = []
-        for key, _ in FEW_SHOT_STATISTICS:
+        for key in FEW_SHOT_STATISTICS:
             m = entry["summary"][key]
             spread = f" ± {m['std']:.4f} [{m['min']:.4f}, {m['max']:.4f}]" if entry["draws"] > 1 else ""
             cells.append(f"{m['mean']:.4f}{spread}")

@@ -27,12 +27,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from gradsign_rs import stats as rank_stats
 from gradsign_rs._core import GradSignError
 
 # Relative weights a proxy may join the ensemble with.
 WEIGHTS = (0.5, 1.0, 2.0)
 # How oriented ranks are combined; `fit` tries each (the first wins ties).
 AGGREGATIONS = ("mean", "log")
+# What `few_shot` measures of each fit on the held-out networks.
+FEW_SHOT_STATISTICS = ("spearman", "kendall", "precision_top_1_percent")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,3 +192,62 @@ def _forward_selection(
     if not chosen:
         raise GradSignError("ensemble: no candidate proxy correlates with the target on the training split")
     return EnsembleRule(tuple(chosen), tuple(signs[p] for p in chosen), tuple(weights), aggregation)
+
+
+def few_shot(
+    table: Mapping[str, np.ndarray],
+    target: np.ndarray,
+    train: np.ndarray,
+    held_out: np.ndarray,
+    sizes: Sequence[int],
+    *,
+    splits: int,
+    candidates: Sequence[str] | None = None,
+    max_size: int = 4,
+    aggregations: Sequence[str] = AGGREGATIONS,
+) -> dict[str, dict]:
+    """How many labels a fit needs: for each size N, `splits` fits on seeded draws of N networks of `train`
+    (`subsample`, seeds 0..splits-1), and one fit on the whole of `train`, each evaluated on the same `held_out`
+    networks (`FEW_SHOT_STATISTICS`; precision at the top 1% of them): {str(N): {"draws", "summary", "fits"}}, the
+    summary giving each statistic's mean, sample standard deviation, min and max over the draws."""
+    target = np.asarray(target, np.float64)
+    evaluation = {p: np.asarray(v, np.float64)[held_out] for p, v in table.items()}
+    top = max(1, held_out.size // 100)
+    plan = [(size, range(splits)) for size in sorted(set(sizes))]
+    if train.size not in sizes:
+        plan.append((train.size, range(1)))  # the whole training split: every draw is the same, one fit
+    results = {}
+    for size, seeds in plan:
+        fits: list[dict[str, object]] = []
+        measured: dict[str, list[float]] = {key: [] for key in FEW_SHOT_STATISTICS}
+        for seed in seeds:
+            rule = fit(
+                table,
+                target,
+                subsample(train, size, seed),
+                candidates=candidates,
+                max_size=max_size,
+                aggregations=aggregations,
+            )
+            predicted, truth = ensemble(evaluation, rule), target[held_out]
+            finite = ~np.isnan(predicted) & ~np.isnan(truth)
+            predicted, truth = predicted[finite], truth[finite]
+            statistics = {
+                "spearman": rank_stats.spearman(predicted, truth),
+                "kendall": rank_stats.kendall_tau(predicted, truth),
+                "precision_top_1_percent": rank_stats.precision_at_k(predicted, truth, top),
+            }
+            for key, value in statistics.items():
+                measured[key].append(value)
+            fits.append({"seed": seed, "rule": rule.to_json(), **statistics})
+        summary = {
+            key: {
+                "mean": float(np.mean(column)),
+                "std": float(np.std(column, ddof=1)) if len(column) > 1 else 0.0,
+                "min": float(np.min(column)),
+                "max": float(np.max(column)),
+            }
+            for key, column in measured.items()
+        }
+        results[str(size)] = {"draws": len(fits), "summary": summary, "fits": fits}
+    return results
