@@ -8,7 +8,8 @@
 #   2. the gradient proxies snip, grad_norm, fisher (one training pass serves all three) on the first 500 of those
 #      cells by row: results/nb101/proxies_gradients_cifar10.csv (about 12 s a cell), as NAS-Bench-201's 1000-cell
 #      validation sample.
-# One worker: a mini-batch training pass of a large NB101 cell holds up to 7 GB (13 GB for all the passes of one cell).
+# Memory: the passes of one large NB101 cell hold up to 6 GB (pass 1) and 7 GB (pass 2) at mini-batch 64, so two
+# workers fit in 24 GB beside the GradSign job, not more.
 # Usage: nohup nice -n 19 bash scripts/nb101_proxies.sh [WORKERS] > /tmp/nb101_proxies.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -5,7 +5,8 @@
 #   2. the search results (the assisted runs need that table complete);
 #   3. the proxies on all 15625 networks and the rank ensemble;
 #   4. NAS-Bench-101: the GradSign table of a uniform 2000 cells, the proxies on NASLib's published-proxy cells and
-#      their reports, GradSign on the cells the second source shares with the table.
+#      their reports, GradSign on the cells the second source shares with the table, the baseline proxies on the
+#      uniform cells and their reports.
 # Usage: bash scripts/resume_long_jobs.sh [WORKERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +19,5 @@ bash scripts/nb101_tables.sh "$workers"
 bash scripts/nb101_peer_proxies.sh "$workers"
 bash scripts/nb101_peer_report.sh
 bash scripts/nb101_second_source.sh "$workers"
+bash scripts/nb101_proxies.sh "$workers"
+bash scripts/nb101_uniform_report.sh
