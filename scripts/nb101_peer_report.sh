@@ -31,6 +31,9 @@ fi
   --report "$out/label_free_peer" --notes "Label-free (issue 17) on NAS-Bench-101: the fixed rule of results/nb201/proxies/label_free_cifar10 (mean log-rank of GradSign, synflow, nwot, jacob_cov, live_params, each larger-is-better), unchanged, on $cells cells of NASLib's sample; target: that sample's val_accuracy (duplicates averaged). Command: bash scripts/nb101_peer_report.sh." >/dev/null
 .venv/bin/gradsign ensemble "$main" "${join[@]}" --fixed live_params,jacob_cov \
   --report "$out/transfer_cifar10_rule_peer" --notes "The rule fitted on NAS-Bench-201 CIFAR-10 (results/nb201/proxies/ensemble: log-rank mean of live_params and jacob_cov) applied unchanged to $cells NAS-Bench-101 cells of NASLib's sample: no NAS-Bench-101 label is used. Command: bash scripts/nb101_peer_report.sh." >/dev/null
-.venv/bin/gradsign ensemble "$main" "${join[@]}" --train-fraction 0.2 --seed 0 \
+# The fitted ensemble takes the gradient proxies as candidates too once their pass has every cell.
+tables=("$main")
+[ -f "$gradients" ] && [ "$(wc -l < "$gradients")" -eq "$(wc -l < "$main")" ] && tables+=("$gradients")
+.venv/bin/gradsign ensemble "${tables[@]}" "${join[@]}" --train-fraction 0.2 --seed 0 \
   --report "$out/ensemble_peer" --notes "Fitted on NAS-Bench-101 labels, for comparison with the label-free rules: the rank ensemble fitted on a seeded 20% of $cells cells of NASLib's sample (proxies of bash scripts/nb101_peer_proxies.sh), every statistic on the other 80%; target: that sample's val_accuracy (duplicates averaged). Command: bash scripts/nb101_peer_report.sh." >/dev/null
 echo "reports on $cells cells written to $out/{peer_validation,label_free_peer,transfer_cifar10_rule_peer,ensemble_peer}"
