@@ -715,7 +715,7 @@ def run_batch(
     proxies). `pool` runs them elsewhere (`gradsign_rs.cluster.RayPool`: on a Ray cluster; `workers` is then unused);
     the rows are the same, and only this process writes them."""
     config.check()
-    pool = pool or LocalPool(workers)
+    pool = LocalPool(workers) if pool is None else pool
     if config.proxies != DEFAULT_PROXIES:
         from gradsign_rs.proxies import parse_names
 

@@ -185,7 +185,7 @@ def run_many(
     """Results of `specs` as they finish (in order with one local worker; in completion order otherwise). `pool`
     runs them elsewhere (`gradsign_rs.cluster.RayPool`: on a Ray cluster; `workers` is then unused)."""
     specs = list(specs)
-    pool = pool or LocalPool(workers)
+    pool = LocalPool(workers) if pool is None else pool
     if not specs:
         return
     proxies = tuple(dict.fromkeys(s.assist for s in specs if s.assisted))
