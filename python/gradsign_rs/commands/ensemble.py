@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         p: trained.get(p) or (-1 if train.size and ens.spearman(values[p][train], target[train]) < 0 else 1)
         for p in candidates
     }
-    top = max(1, held_out.size // 100)
+    top = ens.top_one_percent(held_out.size)
     rows = {}
     for column in ["ensemble", *candidates]:
         oriented = evaluation[[column, args.target]].assign(**{column: orientation.get(column, 1) * evaluation[column]})
@@ -201,7 +201,7 @@ def few_shot(
         max_size=args.max_size,
         aggregations=aggregations,
     )
-    top = max(1, held_out.size // 100)
+    top = ens.top_one_percent(held_out.size)
     result = {
         "target": args.target,
         "networks": {"training_split": int(train.size), "evaluation": int(held_out.size)},

@@ -194,6 +194,11 @@ def _forward_selection(
     return EnsembleRule(tuple(chosen), tuple(signs[p] for p in chosen), tuple(weights), aggregation)
 
 
+def top_one_percent(n: int) -> int:
+    """How many networks the top 1% of `n` is (at least one): where precision is measured."""
+    return max(1, n // 100)
+
+
 def few_shot(
     table: Mapping[str, np.ndarray],
     target: np.ndarray,
@@ -212,7 +217,7 @@ def few_shot(
     summary giving each statistic's mean, sample standard deviation, min and max over the draws."""
     target = np.asarray(target, np.float64)
     evaluation = {p: np.asarray(v, np.float64)[held_out] for p, v in table.items()}
-    top = max(1, held_out.size // 100)
+    top = top_one_percent(held_out.size)
     plan = [(size, range(splits)) for size in sorted(set(sizes))]
     if train.size not in sizes:
         plan.append((train.size, range(1)))  # the whole training split: every draw is the same, one fit
