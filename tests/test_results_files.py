@@ -377,6 +377,7 @@ def _groups() -> dict[int, list[int]]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_killing_only_the_parent_during_worker_start_up_leaves_no_process(tmp_path):
     # One `gradsign batch` per moment, side by side: each parent is killed that long after its first worker appeared.
+    # 200 networks keep the workers busy past the last moment even on a fast machine (6 once finished within 2 s).
     delays = (0.0, 0.3, 1.0, 2.0)
     parents = {}
     for delay in delays:
@@ -386,7 +387,7 @@ def test_killing_only_the_parent_during_worker_start_up_leaves_no_process(tmp_pa
             "gradsign_rs",
             "batch",
             "--archs",
-            "sample:6",
+            "sample:200",
             "--n",
             "4",
             "--workers",
