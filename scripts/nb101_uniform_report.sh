@@ -4,8 +4,11 @@
 # table; target: val_acc_108 (%, NAS-Bench-101's 108-epoch validation accuracy of one training run).
 #   results/nb101/uniform/gradsign/            GradSign alone (gradsign eval: statistics, bootstrap intervals, plots)
 #   results/nb101/uniform/label_free/          the label-free rule of NAS-Bench-201, unchanged, and each proxy alone
-#   results/nb101/uniform/transfer_cifar10_rule/  the rule fitted on NAS-Bench-201 CIFAR-10, unchanged
+#   results/nb101/uniform/transfer_cifar10_rule/  the rule fitted on NAS-Bench-201 CIFAR-10, unchanged (--rule)
 #   results/nb101/uniform/ensemble/            the rank ensemble fitted on 20% of these cells, held-out statistics
+#   results/nb101/uniform/few_shot/            the same fit on 50 / 100 cells of that 20% (10 seeded draws each)
+#   results/nb201/proxies/transfer_nb101_rule_{cifar10,cifar100,imagenet16}/  the other way: the rule of
+#                                              results/nb101/uniform/ensemble, unchanged, on NAS-Bench-201
 #   results/nb101/uniform/gradient_proxies/    the same label-free rule and every proxy alone on the cells that the
 #                                              gradient proxies (snip, grad_norm, fisher) have reached
 # Usage: bash scripts/nb101_uniform_report.sh
@@ -30,10 +33,23 @@ fi
 both="the cells that both $gradsign ($(rows "$gradsign") cells) and $proxies ($cells) hold, of a uniform 2000-cell sample of the 30,001-cell table ($protocol, proxy mini-batch 64); target: val_acc_108 (one training run). Command: bash scripts/nb101_uniform_report.sh."
 .venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --fixed gradsign,synflow,nwot,jacob_cov,live_params \
   --report "$out/label_free" --notes "Label-free on NAS-Bench-101: the fixed rule of results/nb201/proxies/label_free_cifar10 (mean log-rank of GradSign, synflow, nwot, jacob_cov, live_params, each larger-is-better), unchanged, on $both" >/dev/null
-.venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --fixed live_params,jacob_cov \
-  --report "$out/transfer_cifar10_rule" --notes "The rule fitted on NAS-Bench-201 CIFAR-10 (results/nb201/proxies/ensemble: log-rank mean of live_params and jacob_cov), unchanged, on $both" >/dev/null
+.venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --rule results/nb201/proxies/ensemble/ensemble.json \
+  --report "$out/transfer_cifar10_rule" --notes "The rule fitted on NAS-Bench-201 CIFAR-10 (results/nb201/proxies/ensemble), unchanged, on $both" >/dev/null
 .venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --train-fraction 0.2 --seed 0 \
   --report "$out/ensemble" --notes "Fitted on NAS-Bench-101 labels: the rank ensemble fitted on a seeded 20% of $both Every statistic is on the other 80%." >/dev/null
+.venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --train-fraction 0.2 --seed 0 --train-size 50,100 \
+  --splits 10 --report "$out/few_shot" --notes "Few-shot on NAS-Bench-101: the fit of $out/ensemble with its training set cut to 50 and 100 labelled cells, 10 seeded draws each, on $both" >/dev/null
+nb201=results/nb201; other=${GRADSIGN_DATA:-../shared/data}/nb201/nb201_cifar100_imagenet16.csv
+fitted="the rule fitted on NAS-Bench-101 labels (results/nb101/uniform/ensemble: 20% of the uniform cells both tables hold, val_acc_108), unchanged, using no NAS-Bench-201 label. Command: bash scripts/nb101_uniform_report.sh."
+.venv/bin/gradsign ensemble "$nb201/gradsign_cifar10.csv" "$nb201/proxies/cheap_cifar10.csv" \
+  "$nb201/proxies/jacob_cov_cifar10.csv" --rule "$out/ensemble/ensemble.json" \
+  --report "$nb201/proxies/transfer_nb101_rule_cifar10" --notes "NAS-Bench-201 CIFAR-10, all 15625 cells: $fitted" >/dev/null
+for pair in cifar100:c100 imagenet16:in16; do
+  dataset=${pair%%:*}
+  .venv/bin/gradsign ensemble "$nb201/gradsign_$dataset.csv" "$nb201/proxies/proxies_$dataset.csv" --truth "$other" \
+    --target "${pair##*:}_test_200ep" --rule "$out/ensemble/ensemble.json" \
+    --report "$nb201/proxies/transfer_nb101_rule_$dataset" --notes "NAS-Bench-201 $dataset, uniform 1000 cells: $fitted" >/dev/null
+done
 if [ "$(rows "$gradients")" -ge 20 ]; then
   .venv/bin/gradsign ensemble "$gradsign" "$proxies" "$gradients" "${join[@]}" \
     --fixed gradsign,synflow,nwot,jacob_cov,live_params --report "$out/gradient_proxies" \

@@ -747,6 +747,84 @@ def test_fixed_ensemble_fits_nothing_and_is_the_label_free_rule_on_every_network
     assert "fixed without labels" in (report / "ensemble.md").read_text()
 
 
+def test_rule_of_a_report_transfers_unchanged_with_its_orientation_and_weights(tmp_path):
+    from gradsign_rs.cli import main
+    from scipy import stats
+
+    tables, truth = _ensemble_tables(tmp_path)
+    base = ["ensemble", *tables, "--truth", truth, "--bootstrap", "20"]
+    assert main([*base, "--report", str(tmp_path / "fitted")]) == 0
+    fitted = json.loads((tmp_path / "fitted" / "ensemble.json").read_text())["rule"]
+    assert -1 in fitted["signs"]  # nwot is anti-correlated in these tables: the transfer must keep its sign
+    assert main([*base, "--rule", str(tmp_path / "fitted" / "ensemble.json"), "--report", str(tmp_path / "moved")]) == 0
+    moved = json.loads((tmp_path / "moved" / "ensemble.json").read_text())
+    assert moved["rule"] == fitted and moved["networks"] == {"train": 0, "evaluation": 300}
+    assert moved["rule_source"] == str(tmp_path / "fitted" / "ensemble.json")
+    # Independent of the command: the rule's own ensemble of every network, against the truth.
+    joined = (
+        pd.read_csv(tables[0])
+        .set_index("index")[["score"]]
+        .rename(columns={"score": "gradsign"})
+        .join(pd.read_csv(tables[1]).set_index("index")[["nwot", "noise"]])
+        .sort_index()
+    )
+    target = pd.read_csv(truth).set_index("index").loc[joined.index, "c10valid_test_200ep"].to_numpy()
+    rule = ens.EnsembleRule(
+        tuple(fitted["proxies"]), tuple(fitted["signs"]), tuple(fitted["weights"]), fitted["aggregation"]
+    )
+    predicted = ens.ensemble({p: joined[p].to_numpy(float) for p in fitted["proxies"]}, rule)
+    assert moved["evaluation"]["ensemble"]["spearman"] == pytest.approx(
+        stats.spearmanr(predicted, target).statistic, abs=1e-12
+    )
+    assert "applied unchanged" in (tmp_path / "moved" / "ensemble.md").read_text()
+    # A bare rule (without the report around it) is read the same way.
+    (tmp_path / "bare.json").write_text(json.dumps(fitted))
+    assert main([*base, "--rule", str(tmp_path / "bare.json"), "--report", str(tmp_path / "bare")]) == 0
+    assert json.loads((tmp_path / "bare" / "ensemble.json").read_text())["evaluation"] == moved["evaluation"]
+
+
+@pytest.mark.parametrize(
+    "content, named",
+    [
+        (None, "cannot read it"),
+        ("{not json", "not JSON"),
+        ('{"rule": {"proxies": ["gradsign"]}}', "expected a rule with proxies, signs, weights, aggregation"),
+        ('{"proxies": [], "signs": [], "weights": [], "aggregation": "log"}', "non-empty list of names"),
+        ('{"proxies": ["gradsign"], "signs": [2], "weights": [1], "aggregation": "log"}', "one +1 or -1 per proxy"),
+        ('{"proxies": ["gradsign"], "signs": [1], "weights": [-1], "aggregation": "log"}', "one positive number"),
+        ('{"proxies": ["gradsign"], "signs": [1], "weights": [NaN], "aggregation": "log"}', "one positive number"),
+        ('{"proxies": ["gradsign", "gradsign"], "signs": [1, 1], "weights": [1, 1], "aggregation": "log"}', "twice"),
+        ('{"proxies": ["gradsign"], "signs": [1], "weights": [1], "aggregation": "max"}', "aggregation must be"),
+        ('{"proxies": ["zen"], "signs": [1], "weights": [1], "aggregation": "log"}', "no column(s) ['zen']"),
+    ],
+)
+def test_rule_files_that_are_not_rules_are_refused_naming_the_problem(tmp_path, capsys, content, named):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    rule = tmp_path / "rule.json"
+    if content is not None:
+        rule.write_text(content)
+    assert main(["ensemble", *tables, "--truth", truth, "--rule", str(rule)]) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_rule_excludes_the_flags_that_would_change_it(tmp_path, capsys):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    rule = tmp_path / "rule.json"
+    rule.write_text('{"proxies": ["gradsign"], "signs": [1], "weights": [1], "aggregation": "log"}')
+    base = ["ensemble", *tables, "--truth", truth, "--rule", str(rule)]
+    for flags, named in (
+        (["--fixed", "gradsign"], "choose one"),
+        (["--aggregation", "mean"], "carries its own aggregation"),
+        (["--train-size", "10"], "fits nothing"),
+    ):
+        assert main([*base, *flags]) == 2
+        assert named in capsys.readouterr().err
+
+
 def test_subsample_draws_nested_seeded_parts_of_the_pool():
     pool = np.arange(100, 400, 3)
     small, large = ens.subsample(pool, 10, seed=1), ens.subsample(pool, 40, seed=1)

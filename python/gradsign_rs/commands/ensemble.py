@@ -4,9 +4,10 @@ The tables are joined on `index` (`--on hash` for NAS-Bench-101; a GradSign tabl
 `gradsign`), then with the truth.
 A seeded `--train-fraction` of the joined networks fits the rule (`gradsign_rs.proxies.ensemble.fit`); every
 statistic reported is computed on the other networks only, for the ensemble and for each single proxy alike.
-`--fixed` evaluates a rule fixed without labels on every network. `--train-size N1,N2,...` (few-shot) fits the rule on
-`--splits` seeded draws of N networks from the training split (and once on the whole split, for reference) and
-evaluates each fit on the same held-out networks: few_shot.md and few_shot.json.
+`--fixed` evaluates a rule fixed without labels on every network; `--rule` one written by an earlier report (fitted
+on another space or dataset, transferred with its orientation and weights). `--train-size N1,N2,...` (few-shot) fits
+the rule on `--splits` seeded draws of N networks from the training split (and once on the whole split, for
+reference) and evaluates each fit on the same held-out networks: few_shot.md and few_shot.json.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from gradsign_rs.data import data_root
 from gradsign_rs.truth import proxy_table, read_table
 
 if TYPE_CHECKING:
+    from gradsign_rs.proxies.ensemble import EnsembleRule
     from gradsign_rs.report import Evaluation
 
 
@@ -68,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "network, fitting nothing (aggregation: --aggregation, log when 'fit')",
     )
     parser.add_argument(
+        "--rule",
+        default=None,
+        metavar="ENSEMBLE.json",
+        help="evaluate the rule of an earlier report (its ensemble.json: proxies, orientation, weights, "
+        "aggregation) unchanged on every network, fitting nothing: a rule fitted elsewhere, transferred",
+    )
+    parser.add_argument(
         "--train-size",
         default=None,
         metavar="N1,N2,...",
@@ -86,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from gradsign_rs.proxies import ensemble as ens
     from gradsign_rs.spaces import nb201
 
+    transferred = _read_rule(args) if args.rule else None
     table = proxy_table(args.results, on=args.on)
     truth = read_table(
         args.truth or data_root() / "nb201" / "nb201_cifar10.csv",
@@ -97,23 +107,25 @@ def run(args: argparse.Namespace) -> int:
     table = table.join(truth[[args.target]], how="inner").dropna(subset=[args.target]).sort_index()
     available = [c for c in table.columns if c not in ("arch", args.target)]
     fixed = [p.strip() for p in args.fixed.split(",") if p.strip()] if args.fixed else None
+    if transferred:
+        fixed = list(transferred.proxies)
     candidates = fixed or ([p.strip() for p in args.proxies.split(",") if p.strip()] if args.proxies else available)
     unknown = sorted(set(candidates) - set(available))
     if unknown:
         raise GradSignError(f"no column(s) {unknown} in the joined tables; proxies there: {available}")
     sizes = _sizes(args.train_size) if args.train_size else None
     if sizes and fixed:
-        raise GradSignError("--train-size fits the rule on few networks; a --fixed rule fits nothing")
+        raise GradSignError("--train-size fits the rule on few networks; a --fixed or --rule rule fits nothing")
     if args.splits < 1:
         raise GradSignError(f"--splits must be at least 1, got {args.splits}")
     if len(table) < 20:
         raise GradSignError(f"only {len(table)} networks are in every table and the truth; at least 20 are needed")
     values = {p: table[p].to_numpy(np.float64) for p in candidates}
     target = table[args.target].to_numpy(np.float64)
-    if fixed:  # label-free: nothing is fitted, every network is evaluated, orientation is by definition
+    if fixed:  # nothing is fitted, every network is evaluated: a rule fixed by hand (larger-is-better) or read
         train, held_out = np.arange(0), np.arange(len(table))
         aggregation = "log" if args.aggregation == "fit" else args.aggregation
-        rule = ens.EnsembleRule(tuple(fixed), (1,) * len(fixed), None, aggregation)
+        rule = transferred or ens.EnsembleRule(tuple(fixed), (1,) * len(fixed), None, aggregation)
     else:
         train, held_out = ens.split(len(table), args.train_fraction, args.seed)
         aggregations = ens.AGGREGATIONS if args.aggregation == "fit" else (args.aggregation,)
@@ -152,7 +164,27 @@ def run(args: argparse.Namespace) -> int:
         "ensemble_by_subset": {name: {"networks": n, "spearman": rho} for name, (n, rho) in subsets.items()},
         "sources": [Path(p).name for p in args.results],
     }
+    if args.rule:
+        result["rule_source"] = args.rule
     return _emit(args, "ensemble", result, markdown(result, rows, subsets, top=top, notes=args.notes))
+
+
+def _read_rule(args: argparse.Namespace) -> EnsembleRule:
+    """The rule of --rule's report, refused with the flag and file named when it is not one."""
+    from gradsign_rs.proxies import ensemble as ens
+
+    if args.fixed:
+        raise GradSignError("--fixed and --rule each give the whole rule; choose one")
+    if args.aggregation != "fit":
+        raise GradSignError(f"--rule {args.rule}: the rule carries its own aggregation; drop --aggregation")
+    path = Path(args.rule)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise GradSignError(f"--rule {path}: cannot read it ({exc.strerror or exc})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise GradSignError(f"--rule {path}: not JSON ({exc})") from None
+    return ens.EnsembleRule.from_json(data, f"--rule {path}")
 
 
 def assess(frame: pd.DataFrame, score: str, target: str, *, top: int, bootstrap: int, seed: int) -> Evaluation:
@@ -278,11 +310,12 @@ def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -
     rule = result["rule"]
     terms = _rule_text(rule)
     fitted = result["networks"]["train"] > 0
-    origin = (
-        f"fitted on {result['networks']['train']} networks, split seed {result['split_seed']}"
-        if fitted
-        else "fixed without labels, every proxy larger-is-better, nothing fitted"
-    )
+    if fitted:
+        origin = f"fitted on {result['networks']['train']} networks, split seed {result['split_seed']}"
+    elif "rule_source" in result:
+        origin = f"read from {result['rule_source']} and applied unchanged, nothing fitted on these networks"
+    else:
+        origin = "fixed without labels, every proxy larger-is-better, nothing fitted"
     scope = "the other" if fitted else "all"
     lines = [
         f"# Rank ensemble of proxies vs {result['target']}",

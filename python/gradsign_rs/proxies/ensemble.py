@@ -63,6 +63,35 @@ class EnsembleRule:
             "aggregation": self.aggregation,
         }
 
+    @classmethod
+    def from_json(cls, data: object, source: str) -> EnsembleRule:
+        """The rule `to_json` wrote (alone, or as the "rule" of an ensemble report), checked field by field;
+        `source` names where it came from in errors."""
+        if isinstance(data, dict) and "rule" in data:
+            data = data["rule"]
+        fields = ("proxies", "signs", "weights", "aggregation")
+        if not isinstance(data, dict) or any(key not in data for key in fields):
+            raise GradSignError(f"{source}: expected a rule with {', '.join(fields)} (an ensemble.json report)")
+        proxies, signs, weights = data["proxies"], data["signs"], data["weights"]
+        if not isinstance(proxies, list) or not proxies or not all(isinstance(p, str) and p for p in proxies):
+            raise GradSignError(f"{source}: rule proxies must be a non-empty list of names, got {proxies!r}")
+        if len(set(proxies)) != len(proxies):
+            raise GradSignError(f"{source}: rule proxies {proxies} name a proxy twice")
+        if not isinstance(signs, list) or len(signs) != len(proxies) or any(s not in (1, -1) for s in signs):
+            raise GradSignError(f"{source}: rule signs must be one +1 or -1 per proxy, got {signs!r}")
+        if (
+            not isinstance(weights, list)
+            or len(weights) != len(proxies)
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights)
+            or not all(np.isfinite(w) and w > 0 for w in weights)
+        ):
+            raise GradSignError(f"{source}: rule weights must be one positive number per proxy, got {weights!r}")
+        if data["aggregation"] not in AGGREGATIONS:
+            raise GradSignError(
+                f"{source}: rule aggregation must be one of {AGGREGATIONS}, got {data['aggregation']!r}"
+            )
+        return cls(tuple(proxies), tuple(int(s) for s in signs), tuple(float(w) for w in weights), data["aggregation"])
+
 
 def normalized_ranks(values: np.ndarray) -> np.ndarray:
     """Average ranks of the non-NaN values divided by their count (in (0, 1]); NaN where the value is NaN.
