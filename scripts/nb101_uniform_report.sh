@@ -4,6 +4,7 @@
 # table; target: val_acc_108 (%, NAS-Bench-101's 108-epoch validation accuracy of one training run).
 #   results/nb101/uniform/gradsign/            GradSign alone (gradsign eval: statistics, bootstrap intervals, plots)
 #   results/nb101/uniform/label_free/          the label-free rule of NAS-Bench-201, unchanged, and each proxy alone
+#   results/nb101/uniform/label_free_consensus/  its proxies oriented by consensus (--orientation consensus), no label
 #   results/nb101/uniform/transfer_cifar10_rule/  the rule fitted on NAS-Bench-201 CIFAR-10, unchanged (--rule)
 #   results/nb101/uniform/ensemble/            the rank ensemble fitted on 20% of these cells, held-out statistics
 #   results/nb101/uniform/few_shot/            the same fit on 50 / 100 cells of that 20% (10 seeded draws each)
@@ -33,6 +34,8 @@ fi
 both="the cells that both $gradsign ($(rows "$gradsign") cells) and $proxies ($cells) hold, of a uniform 2000-cell sample of the 30,001-cell table ($protocol, proxy mini-batch 64); target: val_acc_108 (one training run). Command: bash scripts/nb101_uniform_report.sh."
 .venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --fixed gradsign,synflow,nwot,jacob_cov,live_params \
   --report "$out/label_free" --notes "Label-free on NAS-Bench-101: the fixed rule of results/nb201/proxies/label_free_cifar10 (mean log-rank of GradSign, synflow, nwot, jacob_cov, live_params, each larger-is-better), unchanged, on $both" >/dev/null
+.venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --fixed gradsign,synflow,nwot,jacob_cov,live_params \
+  --orientation consensus --report "$out/label_free_consensus" --notes "Label-free on NAS-Bench-101: the proxies of the NAS-Bench-201 rule (GradSign, synflow, nwot, jacob_cov, live_params), each oriented by consensus (the signs under which their pairwise Spearman correlations sum highest, the majority larger-is-better; no accuracy is read), mean log-rank, on $both" >/dev/null
 .venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --rule results/nb201/proxies/ensemble/ensemble.json \
   --report "$out/transfer_cifar10_rule" --notes "The rule fitted on NAS-Bench-201 CIFAR-10 (results/nb201/proxies/ensemble), unchanged, on $both" >/dev/null
 .venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --train-fraction 0.2 --seed 0 \

@@ -4,6 +4,7 @@ plus the shared workspace, the rank ensemble and the batch runner's --proxies.""
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 
 import numpy as np
@@ -18,6 +19,7 @@ from gradsign_rs import GradSignError, proxies
 from gradsign_rs.proxies import ensemble as ens
 from gradsign_rs.proxies import graphs
 from gradsign_rs.torch_export import from_torch
+from scipy import stats
 
 B = 8  # mini-batch of the tests: small, so the suite stays light
 
@@ -747,9 +749,73 @@ def test_fixed_ensemble_fits_nothing_and_is_the_label_free_rule_on_every_network
     assert "fixed without labels" in (report / "ensemble.md").read_text()
 
 
+def test_consensus_signs_negate_the_proxy_that_opposes_the_others_mean_rank():
+    rng = np.random.default_rng(3)
+    quality = rng.standard_normal(400)
+    table = {
+        "a": quality + 0.3 * rng.standard_normal(400),
+        "b": np.exp(quality + 0.5 * rng.standard_normal(400)),  # monotone transforms do not matter: ranks
+        "c": -quality + 0.8 * rng.standard_normal(400),
+        "d": quality + 0.4 * rng.standard_normal(400),
+    }
+    table["d"][::7] = np.nan  # pairs are correlated where both are defined
+    assert ens.consensus_signs(table, ["a", "b", "c", "d"]) == (1, 1, -1, 1)
+    # Independently, by scipy: flipping c is the pattern whose oriented pairwise correlations sum highest.
+    names = ["a", "b", "c", "d"]
+
+    def agreement(signs):
+        total = 0.0
+        for i in range(4):
+            for j in range(i + 1, 4):
+                x, y = table[names[i]], table[names[j]]
+                keep = ~np.isnan(x) & ~np.isnan(y)
+                total += signs[i] * signs[j] * stats.spearmanr(x[keep], y[keep]).statistic
+        return total
+
+    patterns = [(1, *rest) for rest in itertools.product((1, -1), repeat=3)]
+    assert max(patterns, key=agreement) == (1, 1, -1, 1)
+    # The order of the proxies does not change a sign; the majority is larger-is-better.
+    assert ens.consensus_signs(table, ["c", "d", "a", "b"]) == (-1, 1, 1, 1)
+    assert ens.consensus_signs(table, ["c", "a"]) == (1, -1)  # a tie of one against one: the first decides
+    assert ens.consensus_signs({"x": np.ones(5), "y": np.arange(5.0)}, ["x", "y"]) == (1, 1)  # undefined: +1
+    with pytest.raises(GradSignError, match="at least two"):
+        ens.consensus_signs(table, ["a"])
+    with pytest.raises(GradSignError, match="at most 16"):
+        ens.consensus_signs({f"p{i}": quality for i in range(17)}, [f"p{i}" for i in range(17)])
+
+
+def test_fixed_rule_with_consensus_orientation_reads_no_label(tmp_path):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    base = ["ensemble", *tables, "--truth", truth, "--fixed", "gradsign,nwot,noise", "--bootstrap", "20"]
+    assert main([*base, "--orientation", "consensus", "--report", str(tmp_path / "consensus")]) == 0
+    result = json.loads((tmp_path / "consensus" / "ensemble.json").read_text())
+    assert result["orientation"] == "consensus" and result["networks"]["train"] == 0
+    signs = dict(zip(result["rule"]["proxies"], result["rule"]["signs"]))
+    assert signs["gradsign"] == -signs["nwot"]  # nwot is built as -accuracy in these tables: they disagree
+    assert "oriented by consensus" in (tmp_path / "consensus" / "ensemble.md").read_text()
+    # The truth is not read for the orientation: shuffled accuracies give the same rule.
+    shuffled = pd.read_csv(truth)
+    shuffled["c10valid_test_200ep"] = np.random.default_rng(0).permutation(shuffled["c10valid_test_200ep"].to_numpy())
+    shuffled.to_csv(tmp_path / "shuffled.csv", index=False)
+    argv = [*base[:3], "--truth", str(tmp_path / "shuffled.csv"), *base[5:], "--orientation", "consensus", "--json"]
+    assert main([*argv, "--report", str(tmp_path / "shuffled")]) == 0
+    assert json.loads((tmp_path / "shuffled" / "ensemble.json").read_text())["rule"] == result["rule"]
+
+
+def test_orientation_belongs_to_fixed_rules_only(tmp_path, capsys):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    assert main(["ensemble", *tables, "--truth", truth, "--orientation", "consensus"]) == 2
+    assert "orients a --fixed rule" in capsys.readouterr().err
+    assert main(["ensemble", *tables, "--truth", truth, "--fixed", "gradsign", "--orientation", "consensus"]) == 2
+    assert "at least two" in capsys.readouterr().err
+
+
 def test_rule_of_a_report_transfers_unchanged_with_its_orientation_and_weights(tmp_path):
     from gradsign_rs.cli import main
-    from scipy import stats
 
     tables, truth = _ensemble_tables(tmp_path)
     base = ["ensemble", *tables, "--truth", truth, "--bootstrap", "20"]

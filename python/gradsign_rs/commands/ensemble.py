@@ -70,6 +70,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "network, fitting nothing (aggregation: --aggregation, log when 'fit')",
     )
     parser.add_argument(
+        "--orientation",
+        choices=("larger", "consensus"),
+        default="larger",
+        help="with --fixed: larger (default) takes every proxy as larger-is-better; consensus gives the proxies "
+        "the signs under which they agree most (pairwise Spearman), reading no label",
+    )
+    parser.add_argument(
         "--rule",
         default=None,
         metavar="ENSEMBLE.json",
@@ -114,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise GradSignError(f"no column(s) {unknown} in the joined tables; proxies there: {available}")
     sizes = _sizes(args.train_size) if args.train_size else None
+    if args.orientation != "larger" and (not fixed or transferred):
+        raise GradSignError("--orientation orients a --fixed rule; a fitted or --rule rule has its orientation")
     if sizes and fixed:
         raise GradSignError("--train-size fits the rule on few networks; a --fixed or --rule rule fits nothing")
     if args.splits < 1:
@@ -125,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
     if fixed:  # nothing is fitted, every network is evaluated: a rule fixed by hand (larger-is-better) or read
         train, held_out = np.arange(0), np.arange(len(table))
         aggregation = "log" if args.aggregation == "fit" else args.aggregation
-        rule = transferred or ens.EnsembleRule(tuple(fixed), (1,) * len(fixed), None, aggregation)
+        signs = ens.consensus_signs(values, fixed) if args.orientation == "consensus" else (1,) * len(fixed)
+        rule = transferred or ens.EnsembleRule(tuple(fixed), signs, None, aggregation)
     else:
         train, held_out = ens.split(len(table), args.train_fraction, args.seed)
         aggregations = ens.AGGREGATIONS if args.aggregation == "fit" else (args.aggregation,)
@@ -166,6 +176,8 @@ def run(args: argparse.Namespace) -> int:
     }
     if args.rule:
         result["rule_source"] = args.rule
+    if args.orientation == "consensus":
+        result["orientation"] = "consensus"
     return _emit(args, "ensemble", result, markdown(result, rows, subsets, top=top, notes=args.notes))
 
 
@@ -312,6 +324,11 @@ def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -
     fitted = result["networks"]["train"] > 0
     if fitted:
         origin = f"fitted on {result['networks']['train']} networks, split seed {result['split_seed']}"
+    elif result.get("orientation") == "consensus":
+        origin = (
+            "fixed without labels, oriented by consensus (the signs under which the proxies' pairwise Spearman "
+            "correlations sum highest, the majority larger-is-better), nothing fitted"
+        )
     elif "rule_source" in result:
         origin = f"read from {result['rule_source']} and applied unchanged, nothing fitted on these networks"
     else:

@@ -9,6 +9,10 @@ better, and w_p > 0 p's weight, the ensemble is a weighted mean over the chosen 
 A proxy that is NaN for a network is left out of that network's weighted mean. Ranks are relative to the
 population scored, so an ensemble value is only comparable within one population.
 
+Label-free orientation (`consensus_signs`): the signs s_p that make the chosen proxies agree most, i.e. maximise the sum
+of their pairwise Spearman correlations over the whole population, the majority larger-is-better; no accuracy is read,
+so a proxy that ranks networks against the others (jacob_cov on NAS-Bench-101) is negated without labels.
+
 Fitting (`fit`) sees only the training split: s_p is the sign of p's Spearman correlation with the target there,
 and for each aggregation, (proxy, weight) pairs, weights from `WEIGHTS`, are added greedily (forward selection),
 each time the pair that most raises the ensemble's Spearman on the training split, stopping when none raises it by
@@ -22,6 +26,7 @@ Command: `gradsign ensemble RESULTS.csv [MORE.csv ...] [--truth nb201_cifar10.cs
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -34,6 +39,8 @@ from gradsign_rs._core import GradSignError
 WEIGHTS = (0.5, 1.0, 2.0)
 # How oriented ranks are combined; `fit` tries each (the first wins ties).
 AGGREGATIONS = ("mean", "log")
+# `consensus_signs` enumerates 2^(n-1) sign patterns.
+MAX_CONSENSUS_PROXIES = 16
 # What `few_shot` measures of each fit on the held-out networks.
 FEW_SHOT_STATISTICS = ("spearman", "kendall", "precision_top_1_percent")
 
@@ -122,6 +129,34 @@ def ensemble(table: Mapping[str, np.ndarray], rule: EnsembleRule) -> np.ndarray:
     sums = np.where(finite, weights * np.where(finite, oriented, 0.0), 0.0).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / counts, np.nan)
+
+
+def consensus_signs(table: Mapping[str, np.ndarray], proxies: Sequence[str]) -> tuple[int, ...]:
+    """Each proxy's orientation by agreement with the others, reading no accuracy (see the module docstring): of all
+    2^n sign patterns, the one that maximises the sum of the oriented proxies' pairwise Spearman correlations (each
+    over the networks where both are defined; 0 where undefined), found exactly. That sum cannot see a flip of every
+    sign, so the majority is larger-is-better, the first proxy deciding a tie; equal sums go to the earlier pattern
+    in `itertools.product((1, -1), ...)` order (fewer flips first)."""
+    n = len(proxies)
+    if n < 2:
+        raise GradSignError(
+            f"consensus orientation compares the proxies with each other: name at least two, got {proxies}"
+        )
+    if n > MAX_CONSENSUS_PROXIES:
+        raise GradSignError(
+            f"consensus orientation tries every sign pattern: at most {MAX_CONSENSUS_PROXIES} proxies, got {n}"
+        )
+    correlation = np.zeros((n, n))
+    for i, j in itertools.combinations(range(n), 2):
+        rho = rank_stats.spearman(np.asarray(table[proxies[i]], np.float64), np.asarray(table[proxies[j]], np.float64))
+        correlation[i, j] = correlation[j, i] = 0.0 if np.isnan(rho) else rho
+    # The first proxy is +1 in every pattern tried: the overall flip is settled by the majority below.
+    patterns = np.array([(1, *rest) for rest in itertools.product((1, -1), repeat=n - 1)], np.float64)
+    agreement = np.einsum("ki,ij,kj->k", patterns, correlation, patterns)
+    best = patterns[int(np.argmax(agreement))]
+    if (best < 0).sum() * 2 > n:
+        best = -best
+    return tuple(int(sign) for sign in best)
 
 
 def spearman(values: np.ndarray, target: np.ndarray) -> float:
