@@ -795,6 +795,12 @@ def test_fixed_rule_with_consensus_orientation_reads_no_label(tmp_path):
     signs = dict(zip(result["rule"]["proxies"], result["rule"]["signs"]))
     assert signs["gradsign"] == -signs["nwot"]  # nwot is built as -accuracy in these tables: they disagree
     assert "oriented by consensus" in (tmp_path / "consensus" / "ensemble.md").read_text()
+    # The report shows what the orientation read: the proxies' pairwise Spearman (here against scipy's).
+    pairwise = result["pairwise_spearman"]
+    joined = pd.read_csv(tables[0]).set_index("index")[["score"]].join(pd.read_csv(tables[1]).set_index("index"))
+    want = stats.spearmanr(joined["score"], joined["nwot"]).statistic
+    assert pairwise["gradsign"]["nwot"] == pairwise["nwot"]["gradsign"] == pytest.approx(want, abs=1e-12)
+    assert pairwise["noise"]["noise"] == 1.0 and want < -0.5
     # The truth is not read for the orientation: shuffled accuracies give the same rule.
     shuffled = pd.read_csv(truth)
     shuffled["c10valid_test_200ep"] = np.random.default_rng(0).permutation(shuffled["c10valid_test_200ep"].to_numpy())

@@ -178,6 +178,10 @@ def run(args: argparse.Namespace) -> int:
         result["rule_source"] = args.rule
     if args.orientation == "consensus":
         result["orientation"] = "consensus"
+        pairwise = ens.pairwise_spearman(values, rule.proxies)
+        result["pairwise_spearman"] = {
+            p: {q: float(pairwise[i, j]) for j, q in enumerate(rule.proxies)} for i, p in enumerate(rule.proxies)
+        }
     return _emit(args, "ensemble", result, markdown(result, rows, subsets, top=top, notes=args.notes))
 
 
@@ -351,6 +355,13 @@ def markdown(result: dict, rows: dict, subsets: dict, *, top: int, notes: str) -
             f"| {name} | {e.n} | {e.spearman:.4f} ({e.spearman_ci[0]:.4f}, {e.spearman_ci[1]:.4f}) | "
             f"{e.kendall:.4f} | {e.precision_at_k[top]:.2f} |"
         )
+    if "pairwise_spearman" in result:
+        names = list(result["pairwise_spearman"])
+        lines += ["", "Pairwise Spearman of the proxies, which the consensus orientation reads (no accuracy):", ""]
+        lines += [f"| | {' | '.join(names)} |", "|---|" + "---:|" * len(names)]
+        lines += [
+            f"| {p} | " + " | ".join(f"{result['pairwise_spearman'][p][q]:.2f}" for q in names) + " |" for p in names
+        ]
     if subsets:
         lines += ["", "Ensemble by subset of the evaluation networks:", ""]
         lines += [f"- {name}: {n} networks, Spearman {rho:.4f}" for name, (n, rho) in subsets.items()]

@@ -131,6 +131,17 @@ def ensemble(table: Mapping[str, np.ndarray], rule: EnsembleRule) -> np.ndarray:
         return np.where(counts > 0, sums / counts, np.nan)
 
 
+def pairwise_spearman(table: Mapping[str, np.ndarray], proxies: Sequence[str]) -> np.ndarray:
+    """Spearman's rho of every pair of proxies over the networks where both are defined: (n, n), 1 on the diagonal,
+    0 where a pair's correlation is undefined (a constant proxy). What `consensus_signs` reads."""
+    n = len(proxies)
+    correlation = np.eye(n)
+    for i, j in itertools.combinations(range(n), 2):
+        rho = rank_stats.spearman(np.asarray(table[proxies[i]], np.float64), np.asarray(table[proxies[j]], np.float64))
+        correlation[i, j] = correlation[j, i] = 0.0 if np.isnan(rho) else rho
+    return correlation
+
+
 def consensus_signs(table: Mapping[str, np.ndarray], proxies: Sequence[str]) -> tuple[int, ...]:
     """Each proxy's orientation by agreement with the others, reading no accuracy (see the module docstring): of all
     2^n sign patterns, the one that maximises the sum of the oriented proxies' pairwise Spearman correlations (each
@@ -146,10 +157,7 @@ def consensus_signs(table: Mapping[str, np.ndarray], proxies: Sequence[str]) -> 
         raise GradSignError(
             f"consensus orientation tries every sign pattern: at most {MAX_CONSENSUS_PROXIES} proxies, got {n}"
         )
-    correlation = np.zeros((n, n))
-    for i, j in itertools.combinations(range(n), 2):
-        rho = rank_stats.spearman(np.asarray(table[proxies[i]], np.float64), np.asarray(table[proxies[j]], np.float64))
-        correlation[i, j] = correlation[j, i] = 0.0 if np.isnan(rho) else rho
+    correlation = pairwise_spearman(table, proxies)
     # The first proxy is +1 in every pattern tried: the overall flip is settled by the majority below.
     patterns = np.array([(1, *rest) for rest in itertools.product((1, -1), repeat=n - 1)], np.float64)
     agreement = np.einsum("ki,ij,kj->k", patterns, correlation, patterns)
