@@ -820,6 +820,67 @@ def test_orientation_belongs_to_fixed_rules_only(tmp_path, capsys):
     assert "at least two" in capsys.readouterr().err
 
 
+def test_a_label_free_rule_ranks_networks_that_have_no_label(tmp_path):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    proxies = pd.read_csv(tables[1])
+    proxies.loc[:2, ["nwot", "noise"]] = np.nan  # gradsign alone defines these three
+    proxies.to_csv(tables[1], index=False)
+    gradsign = pd.read_csv(tables[0])
+    gradsign.loc[gradsign["index"].isin(proxies["index"][:1]), "score"] = np.nan  # and nothing defines this one
+    gradsign.to_csv(tables[0], index=False)
+    scores, report = tmp_path / "ranking.csv", tmp_path / "ranking"
+    argv = ["ensemble", *tables, "--truth", "none", "--fixed", "gradsign,nwot", "--orientation", "consensus"]
+    assert main([*argv, "--scores", str(scores), "--report", str(report)]) == 0
+    ranking = pd.read_csv(scores)
+    assert list(ranking.columns) == ["index", "arch", "ensemble", "rank"] and len(ranking) == 300
+    # Independently of the command: the rule's value on every network, best first, the undefined one last.
+    result = json.loads((report / "ranking.json").read_text())
+    joined = (
+        gradsign.set_index("index")[["score"]]
+        .rename(columns={"score": "gradsign"})
+        .join(proxies.set_index("index")[["nwot"]])
+    )
+    rule = ens.EnsembleRule(("gradsign", "nwot"), tuple(result["rule"]["signs"]), None, "log")
+    want = pd.Series(ens.ensemble({p: joined[p].to_numpy(float) for p in rule.proxies}, rule), index=joined.index)
+    assert result["rule"]["signs"] == [1, -1]  # nwot is built against accuracy, so against gradsign
+    np.testing.assert_allclose(ranking.set_index("index")["ensemble"], want.loc[ranking["index"]], rtol=0, atol=0)
+    assert ranking["rank"].tolist() == list(range(1, 301)) and ranking["ensemble"].iloc[:-1].is_monotonic_decreasing
+    assert np.isnan(ranking["ensemble"].iloc[-1]) and ranking["index"].iloc[-1] == proxies["index"][0]
+    assert result["networks"] == {"scored": 300, "undefined": 1} and len(result["best"]) == 10
+    assert result["best"][0]["index"] == ranking["index"][0] and "pairwise_spearman" in result
+    assert "no accuracy read" in (report / "ranking.md").read_text()
+
+
+def test_scores_cover_the_unlabelled_networks_beside_an_evaluation(tmp_path):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    labelled = pd.read_csv(truth).iloc[:200]  # a third of the networks have no accuracy
+    labelled.to_csv(truth, index=False)
+    scores = tmp_path / "scores.csv"
+    argv = ["ensemble", *tables, "--truth", truth, "--fixed", "gradsign,noise", "--bootstrap", "20", "--json"]
+    assert main([*argv, "--scores", str(scores), "--report", str(tmp_path / "r")]) == 0
+    assert len(pd.read_csv(scores)) == 300
+    assert json.loads((tmp_path / "r" / "ensemble.json").read_text())["networks"]["evaluation"] == 200
+
+
+def test_scores_and_unlabelled_rankings_refuse_what_they_cannot_do(tmp_path, capsys):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    for argv, named in (
+        (["--scores", str(tmp_path / "s.csv")], "give --fixed or --rule"),
+        (["--truth", "none"], "give --fixed or --rule"),
+        (["--fixed", "gradsign", "--scores", str(tmp_path / "nowhere" / "s.csv")], "does not exist"),
+        (["--fixed", "gradsign", "--scores", str(tmp_path)], "is a folder"),
+    ):
+        assert main(["ensemble", *tables, "--truth", truth, *argv]) == 2
+        assert named in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists()
+
+
 def test_rule_of_a_report_transfers_unchanged_with_its_orientation_and_weights(tmp_path):
     from gradsign_rs.cli import main
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,9 @@ import pandas as pd
 from gradsign_rs._core import GradSignError
 from gradsign_rs.data import data_root
 from gradsign_rs.truth import proxy_table, read_table
+
+# How many of the best networks a --truth none ranking report lists.
+RANKING_SHOWN = 10
 
 if TYPE_CHECKING:
     from gradsign_rs.proxies.ensemble import EnsembleRule
@@ -40,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--truth",
         default=None,
         metavar="TRUTH.csv",
-        help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA)",
+        help="accuracies (default: nb201/nb201_cifar10.csv in $GRADSIGN_DATA); 'none' evaluates nothing: a --fixed "
+        "or --rule rule ranks networks that have no label (with --scores)",
     )
     parser.add_argument("--target", default="c10valid_test_200ep", help="accuracy column (default c10valid_test_200ep)")
     parser.add_argument(
@@ -92,7 +97,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--splits", type=int, default=10, help="few-shot: seeded draws per training size (default 10)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
-    parser.add_argument("--report", default=None, metavar="DIR", help="write ensemble.md and ensemble.json here")
+    parser.add_argument(
+        "--scores",
+        default=None,
+        metavar="OUT.csv",
+        help="write a --fixed or --rule rule's value and rank (1: predicted best) for every network of the tables, "
+        "labelled or not",
+    )
+    parser.add_argument(
+        "--report",
+        default=None,
+        metavar="DIR",
+        help="write ensemble.md and ensemble.json here (few_shot.* with --train-size, ranking.* with --truth none)",
+    )
     parser.add_argument("--notes", default="", help="a paragraph for the report")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(func=run)
@@ -103,16 +120,9 @@ def run(args: argparse.Namespace) -> int:
     from gradsign_rs.spaces import nb201
 
     transferred = _read_rule(args) if args.rule else None
-    table = proxy_table(args.results, on=args.on)
-    truth = read_table(
-        args.truth or data_root() / "nb201" / "nb201_cifar10.csv",
-        on=args.on,
-        columns=[args.target],
-        mean_duplicates=args.mean_duplicates,
-    )
     # Sorted by network, so the seeded split does not depend on the order rows were appended in.
-    table = table.join(truth[[args.target]], how="inner").dropna(subset=[args.target]).sort_index()
-    available = [c for c in table.columns if c not in ("arch", args.target)]
+    scored = proxy_table(args.results, on=args.on).sort_index()
+    available = [c for c in scored.columns if c != "arch"]
     fixed = [p.strip() for p in args.fixed.split(",") if p.strip()] if args.fixed else None
     if transferred:
         fixed = list(transferred.proxies)
@@ -125,17 +135,33 @@ def run(args: argparse.Namespace) -> int:
         raise GradSignError("--orientation orients a --fixed rule; a fitted or --rule rule has its orientation")
     if sizes and fixed:
         raise GradSignError("--train-size fits the rule on few networks; a --fixed or --rule rule fits nothing")
+    unlabelled = args.truth is not None and args.truth.lower() == "none"
+    if (args.scores or unlabelled) and not fixed:
+        raise GradSignError("--scores and --truth none rank with a rule fixed in advance: give --fixed or --rule")
     if args.splits < 1:
         raise GradSignError(f"--splits must be at least 1, got {args.splits}")
+    # A label-free rule is set on every network scored, labelled or not: its orientation reads no accuracy.
+    label_free = _label_free_rule(args, scored, fixed, transferred) if fixed else None
+    if args.scores or unlabelled:
+        assert label_free is not None  # both were refused above without --fixed or --rule
+        if args.scores:
+            _write_scores(Path(args.scores), scored, label_free, args.on)
+        if unlabelled:
+            return _emit(args, "ranking", *_ranking(args, scored, label_free))
+    truth = read_table(
+        args.truth or data_root() / "nb201" / "nb201_cifar10.csv",
+        on=args.on,
+        columns=[args.target],
+        mean_duplicates=args.mean_duplicates,
+    )
+    table = scored.join(truth[[args.target]], how="inner").dropna(subset=[args.target])
     if len(table) < 20:
         raise GradSignError(f"only {len(table)} networks are in every table and the truth; at least 20 are needed")
     values = {p: table[p].to_numpy(np.float64) for p in candidates}
     target = table[args.target].to_numpy(np.float64)
-    if fixed:  # nothing is fitted, every network is evaluated: a rule fixed by hand (larger-is-better) or read
+    if label_free:  # nothing is fitted, every labelled network is evaluated
         train, held_out = np.arange(0), np.arange(len(table))
-        aggregation = "log" if args.aggregation == "fit" else args.aggregation
-        signs = ens.consensus_signs(values, fixed) if args.orientation == "consensus" else (1,) * len(fixed)
-        rule = transferred or ens.EnsembleRule(tuple(fixed), signs, None, aggregation)
+        rule = label_free
     else:
         train, held_out = ens.split(len(table), args.train_fraction, args.seed)
         aggregations = ens.AGGREGATIONS if args.aggregation == "fit" else (args.aggregation,)
@@ -174,15 +200,103 @@ def run(args: argparse.Namespace) -> int:
         "ensemble_by_subset": {name: {"networks": n, "spearman": rho} for name, (n, rho) in subsets.items()},
         "sources": [Path(p).name for p in args.results],
     }
+    result.update(_provenance(args, scored, rule))
+    return _emit(args, "ensemble", result, markdown(result, rows, subsets, top=top, notes=args.notes))
+
+
+def _label_free_rule(
+    args: argparse.Namespace, scored: pd.DataFrame, fixed: list[str], transferred: EnsembleRule | None
+) -> EnsembleRule:
+    """The --rule rule, or the --fixed one, oriented larger-is-better or by consensus over every scored network."""
+    from gradsign_rs.proxies import ensemble as ens
+
+    if transferred:
+        return transferred
+    aggregation = "log" if args.aggregation == "fit" else args.aggregation
+    values = {p: scored[p].to_numpy(np.float64) for p in fixed}
+    signs = ens.consensus_signs(values, fixed) if args.orientation == "consensus" else (1,) * len(fixed)
+    return ens.EnsembleRule(tuple(fixed), signs, None, aggregation)
+
+
+def _provenance(args: argparse.Namespace, scored: pd.DataFrame, rule: EnsembleRule) -> dict:
+    """Where a label-free rule came from, for the report: the --rule file, or what the consensus orientation read."""
+    from gradsign_rs.proxies import ensemble as ens
+
+    found: dict[str, object] = {}
     if args.rule:
-        result["rule_source"] = args.rule
+        found["rule_source"] = args.rule
     if args.orientation == "consensus":
-        result["orientation"] = "consensus"
+        found["orientation"] = "consensus"
+        values = {p: scored[p].to_numpy(np.float64) for p in rule.proxies}
         pairwise = ens.pairwise_spearman(values, rule.proxies)
-        result["pairwise_spearman"] = {
+        found["pairwise_spearman"] = {
             p: {q: float(pairwise[i, j]) for j, q in enumerate(rule.proxies)} for i, p in enumerate(rule.proxies)
         }
-    return _emit(args, "ensemble", result, markdown(result, rows, subsets, top=top, notes=args.notes))
+    return found
+
+
+def _ranked(scored: pd.DataFrame, rule: EnsembleRule) -> pd.DataFrame:
+    """Every scored network's rule value and rank (1: predicted best; ties share the better rank; NaN last)."""
+    from gradsign_rs.proxies import ensemble as ens
+
+    value = ens.ensemble({p: scored[p].to_numpy(np.float64) for p in rule.proxies}, rule)
+    frame = scored[[c for c in ("arch",) if c in scored.columns]].assign(ensemble=value)
+    frame["rank"] = frame["ensemble"].rank(ascending=False, method="min", na_option="bottom").astype(np.int64)
+    return frame.sort_values(["rank", "ensemble"], kind="stable")
+
+
+def _write_scores(path: Path, scored: pd.DataFrame, rule: EnsembleRule, on: str) -> None:
+    """--scores: the ranking as CSV, written whole beside its final name first, so a kill leaves no half file."""
+    if path.is_dir():
+        raise GradSignError(f"--scores {path}: is a folder; name a CSV file")
+    if not path.parent.is_dir():
+        raise GradSignError(f"--scores {path}: folder {path.parent} does not exist")
+    temporary = path.with_name(path.name + ".tmp")
+    _ranked(scored, rule).rename_axis(on).to_csv(temporary)
+    os.replace(temporary, path)
+
+
+def _ranking(args: argparse.Namespace, scored: pd.DataFrame, rule: EnsembleRule) -> tuple[dict, str]:
+    """--truth none: the rule and its best networks, no statistic (there is nothing to compare with)."""
+    ranked = _ranked(scored, rule)
+    best = ranked.head(RANKING_SHOWN)
+    result = {
+        "rule": rule.to_json(),
+        "networks": {"scored": len(ranked), "undefined": int(ranked["ensemble"].isna().sum())},
+        "best": [{args.on: _plain(key), **{c: _plain(v) for c, v in row.items()}} for key, row in best.iterrows()],
+        "sources": [Path(p).name for p in args.results],
+        **_provenance(args, scored, rule),
+    }
+    if args.scores:
+        result["scores"] = args.scores
+    terms = _rule_text(result["rule"])
+    lines = [
+        "# Ranking by a label-free rule (no accuracy read)",
+        "",
+        args.notes,
+        "",
+        f"Rule: ({terms}) / {sum(result['rule']['weights']):g} (aggregation: {rule.aggregation}) over "
+        f"{len(ranked)} networks ({result['networks']['undefined']} with no defined value, ranked last).",
+        "",
+        f"| rank | {args.on} | {' | '.join(c for c in best.columns if c != 'rank')} |",
+        "|---:|---|" + "---|" * (len(best.columns) - 1),
+    ]
+    for key, row in best.iterrows():
+        # An NB101 arch spells its ops with |, which would split a Markdown cell.
+        cells = [
+            f"{row[c]:.6g}" if isinstance(row[c], float) else str(row[c]).replace("|", "\\|")
+            for c in best.columns
+            if c != "rank"
+        ]
+        lines.append(f"| {row['rank']} | {key} | {' | '.join(cells)} |")
+    lines += ["", f"Sources: {', '.join(result['sources'])}.", ""]
+    return result, "\n".join(lines)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value JSON can hold (NaN as null)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    return None if isinstance(value, float) and np.isnan(value) else value
 
 
 def _read_rule(args: argparse.Namespace) -> EnsembleRule:
