@@ -33,3 +33,22 @@ def test_sample_order_does_not_matter(residual_model, cifar_batch):
     x, y = cifar_batch
     perm = np.random.default_rng(0).permutation(len(y))
     assert gradsign_rs.score(residual_model, x, y).value == gradsign_rs.score(residual_model, x[perm], y[perm]).value
+
+
+@pytest.mark.parametrize(
+    "machine, flags, family",
+    [
+        ("x86_64", "fpu sse2 avx avx2 fma avx512f avx512bw", "avx512"),
+        ("x86_64", "fpu sse2 avx avx2 fma", "avx2"),
+        ("x86_64", "fpu sse2 avx", "x86_64"),
+        ("aarch64", "fp asimd", "aarch64"),
+    ],
+)
+def test_cpu_kernel_family_is_read_from_the_cpu_flags(monkeypatch, tmp_path, machine, flags, family):
+    from gradsign_rs import _ort
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    monkeypatch.setattr(_ort.platform, "machine", lambda: machine)
+    monkeypatch.setattr(_ort, "Path", lambda _: cpuinfo)
+    assert _ort.cpu_kernels() == family

@@ -1,8 +1,11 @@
-"""The committed NAS-Bench-101 tables reproduce exactly: they are scored over several sessions, and every row must be
-the number today's code gives (GradSign bit for bit; the proxies as written, to 10 significant digits)."""
+"""The committed NAS-Bench-101 tables reproduce: they are scored over several sessions, on whatever CPU each session
+had, and every row must be the number today's code gives. onnxruntime's CPU kernels come in families that round
+differently (`gradsign_rs._ort.cpu_kernels`), so a row reproduces bit for bit (GradSign; the proxies as written, to
+10 significant digits) on the family that wrote it, and to float rounding on the other."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import gradsign_rs
@@ -10,12 +13,19 @@ import pandas as pd
 import pytest
 from conftest import CIFAR10_TRAIN
 from gradsign_rs import proxies
+from gradsign_rs._ort import cpu_kernels
 from gradsign_rs.spaces import nb101_onnx
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "nb101"
 GRADSIGN = RESULTS / "gradsign_cifar10.csv"
 PEER = RESULTS / "proxies_peer500.csv"
 PEER_PROXIES = ("synflow", "live_params", "params", "flops", "nwot", "jacob_cov")
+# Which kernel family wrote which rows of gradsign_cifar10.csv (checked by re-scoring rows of each session's stretch
+# on both families, results/nb101/README.md); the whole peer table was written by "avx2".
+GRADSIGN_WRITTEN_ON = {"avx2": slice(0, 1472), "avx512": slice(1472, None)}
+PEER_WRITTEN_ON = "avx2"
+# Across families: GradSign moved by at most 1.4e-4 relative on 9 re-scored rows, the proxies by 1e-5.
+ACROSS_FAMILIES = {"gradsign": 1e-3, "proxies": 1e-4}
 
 
 def _needs(table: Path):
@@ -24,10 +34,9 @@ def _needs(table: Path):
     )
 
 
-def _smallest(table: Path, column: str, count: int) -> pd.DataFrame:
-    """The `count` cells with the fewest weights (the fast ones), every value as the text written."""
-    frame = pd.read_csv(table, dtype=str)
-    return frame.loc[frame[column].astype(int).sort_values(kind="stable").index[:count]]
+def _smallest(frame: pd.DataFrame, column: str) -> pd.Series:
+    """The cell with the fewest weights (the fast one), every value as the text written."""
+    return frame.loc[frame[column].astype(int).sort_values(kind="stable").index[0]]
 
 
 def _model(arch: str):
@@ -35,16 +44,28 @@ def _model(arch: str):
 
 
 @_needs(GRADSIGN)
-def test_committed_gradsign_rows_reproduce_bit_for_bit():
+@pytest.mark.parametrize("family", sorted(GRADSIGN_WRITTEN_ON))
+def test_committed_gradsign_rows_reproduce(family):
+    rows = pd.read_csv(GRADSIGN, dtype=str).iloc[GRADSIGN_WRITTEN_ON[family]]
+    if rows.empty:
+        pytest.skip(f"no row of {GRADSIGN.name} was written by the {family!r} kernels")
+    row = _smallest(rows, "n_weights")
     x, y = gradsign_rs.load_images(CIFAR10_TRAIN, n=128)
-    for _, row in _smallest(GRADSIGN, "n_weights", 2).iterrows():
-        result = gradsign_rs.score(_model(row["arch"]), x, y, num_threads=1)
-        assert (result.value, result.n_weights) == (int(row["score"]), int(row["n_weights"])), row["arch"]
+    result = gradsign_rs.score(_model(row["arch"]), x, y, num_threads=1)
+    assert result.n_weights == int(row["n_weights"]), row["arch"]
+    if cpu_kernels() == family:
+        assert result.value == int(row["score"]), row["arch"]
+    else:
+        assert math.isclose(result.value, int(row["score"]), rel_tol=ACROSS_FAMILIES["gradsign"]), row["arch"]
 
 
 @_needs(PEER)
-def test_committed_proxy_rows_reproduce_as_written():
+def test_committed_proxy_rows_reproduce():
+    row = _smallest(pd.read_csv(PEER, dtype=str), "params")
     x, y = gradsign_rs.load_images(CIFAR10_TRAIN, n=128)
-    (_, row), *_ = _smallest(PEER, "params", 1).iterrows()
     values = proxies.compute(PEER_PROXIES, _model(row["arch"]), x, y, batch_size=64)
-    assert {name: f"{value:.10g}" for name, value in values.items()} == {p: row[p] for p in PEER_PROXIES}
+    if cpu_kernels() == PEER_WRITTEN_ON:
+        assert {name: f"{value:.10g}" for name, value in values.items()} == {p: row[p] for p in PEER_PROXIES}
+    else:
+        for name in PEER_PROXIES:
+            assert math.isclose(values[name], float(row[name]), rel_tol=ACROSS_FAMILIES["proxies"]), name
