@@ -39,7 +39,9 @@ fi
 # The fitted ensemble takes the gradient proxies as candidates too once their pass has every cell.
 tables=("$main")
 [ -f "$gradients" ] && [ "$(wc -l < "$gradients")" -eq "$(wc -l < "$main")" ] && tables+=("$gradients")
-.venv/bin/gradsign ensemble "${tables[@]}" "${join[@]}" --train-fraction 0.2 --seed 0 \
+compare=(--compare "$out/label_free_peer/ensemble.json" --compare "$out/label_free_consensus_peer/ensemble.json"
+         --compare "$out/transfer_cifar10_rule_peer/ensemble.json")
+.venv/bin/gradsign ensemble "${tables[@]}" "${join[@]}" --train-fraction 0.2 --seed 0 "${compare[@]}" \
   --report "$out/ensemble_peer" --notes "Fitted on NAS-Bench-101 labels, for comparison with the label-free rules: the rank ensemble fitted on a seeded 20% of $cells cells of NASLib's sample (proxies of bash scripts/nb101_peer_proxies.sh), every statistic on the other 80%; target: that sample's val_accuracy (duplicates averaged). Command: bash scripts/nb101_peer_report.sh." >/dev/null
 .venv/bin/gradsign ensemble results/nb201/proxies/validation_cifar10.csv --rule "$out/ensemble_peer/ensemble.json" \
   --report results/nb201/proxies/transfer_nb101_peer_rule_validation --notes "NAS-Bench-201 CIFAR-10, the 1000 validation cells of results/nb201/proxies/validation_cifar10.csv (bash scripts/nb201_proxies.sh): the rule fitted on NAS-Bench-101 labels (results/nb101/ensemble_peer), unchanged, using no NAS-Bench-201 label. Command: bash scripts/nb101_peer_report.sh." >/dev/null

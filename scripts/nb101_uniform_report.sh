@@ -38,7 +38,10 @@ both="the cells that both $gradsign ($(rows "$gradsign") cells) and $proxies ($c
   --orientation consensus --report "$out/label_free_consensus" --notes "Label-free on NAS-Bench-101: the proxies of the NAS-Bench-201 rule (GradSign, synflow, nwot, jacob_cov, live_params), each oriented by consensus (the signs under which their pairwise Spearman correlations sum highest, the majority larger-is-better; no accuracy is read), mean log-rank, on $both" >/dev/null
 .venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --rule results/nb201/proxies/ensemble/ensemble.json \
   --report "$out/transfer_cifar10_rule" --notes "The rule fitted on NAS-Bench-201 CIFAR-10 (results/nb201/proxies/ensemble), unchanged, on $both" >/dev/null
-.venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --train-fraction 0.2 --seed 0 \
+# The label-free rules above are evaluated again on the fit's held-out cells, beside it (--compare).
+compare=(--compare "$out/label_free/ensemble.json" --compare "$out/label_free_consensus/ensemble.json"
+         --compare "$out/transfer_cifar10_rule/ensemble.json")
+.venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --train-fraction 0.2 --seed 0 "${compare[@]}" \
   --report "$out/ensemble" --notes "Fitted on NAS-Bench-101 labels: the rank ensemble fitted on a seeded 20% of $both Every statistic is on the other 80%." >/dev/null
 .venv/bin/gradsign ensemble "$gradsign" "$proxies" "${join[@]}" --train-fraction 0.2 --seed 0 --train-size 50,100 \
   --splits 10 --report "$out/few_shot" --notes "Few-shot on NAS-Bench-101: the fit of $out/ensemble with its training set cut to 50 and 100 labelled cells, 10 seeded draws each, on $both" >/dev/null

@@ -853,6 +853,51 @@ def test_a_label_free_rule_ranks_networks_that_have_no_label(tmp_path):
     assert "no accuracy read" in (report / "ranking.md").read_text()
 
 
+def test_compare_evaluates_other_rules_on_the_same_held_out_networks(tmp_path):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    base = ["ensemble", *tables, "--truth", truth, "--bootstrap", "20"]
+    label_free = tmp_path / "label_free"
+    assert main([*base, "--fixed", "gradsign,nwot", "--orientation", "consensus", "--report", str(label_free)]) == 0
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "ensemble.json").write_text(
+        json.dumps(json.loads((label_free / "ensemble.json").read_text()))
+    )
+    compare = ["--compare", str(label_free / "ensemble.json"), "--compare", str(tmp_path / "other" / "ensemble.json")]
+    assert main([*base, *compare, "--report", str(tmp_path / "fitted")]) == 0
+    result = json.loads((tmp_path / "fitted" / "ensemble.json").read_text())
+    assert set(result["compared"]) == {"rule label_free", "rule other"}
+    row = result["evaluation"]["rule label_free"]
+    assert row["n"] == result["networks"]["evaluation"] == 240
+    # Independently: the label-free rule's own ensemble over exactly the held-out networks of the fit.
+    joined = pd.read_csv(tables[0]).set_index("index")[["score"]].join(pd.read_csv(tables[1]).set_index("index"))
+    joined = joined.join(pd.read_csv(truth).set_index("index")).sort_index()
+    _, held_out = ens.split(len(joined), 0.2, 0)
+    stored = json.loads((label_free / "ensemble.json").read_text())["rule"]
+    rule = ens.EnsembleRule(("gradsign", "nwot"), tuple(stored["signs"]), None, "log")
+    values = {"gradsign": joined["score"].to_numpy(float)[held_out], "nwot": joined["nwot"].to_numpy(float)[held_out]}
+    want = stats.spearmanr(ens.ensemble(values, rule), joined["c10valid_test_200ep"].to_numpy()[held_out]).statistic
+    assert row["spearman"] == pytest.approx(want, abs=1e-12)
+    assert result["evaluation"]["rule other"]["spearman"] == row["spearman"]
+    assert "| rule label_free | 240 |" in (tmp_path / "fitted" / "ensemble.md").read_text()
+
+
+def test_compare_refuses_rules_it_cannot_evaluate(tmp_path, capsys):
+    from gradsign_rs.cli import main
+
+    tables, truth = _ensemble_tables(tmp_path)
+    rule = tmp_path / "rule.json"
+    rule.write_text('{"proxies": ["zen"], "signs": [1], "weights": [1], "aggregation": "log"}')
+    base = ["ensemble", *tables, "--truth", truth, "--compare", str(rule)]
+    assert main(base) == 2
+    assert "needs proxies ['zen']" in capsys.readouterr().err
+    assert main([*base, "--train-size", "10"]) == 2
+    assert "not with --train-size" in capsys.readouterr().err
+    assert main([*base[:-1], str(tmp_path / "missing.json")]) == 2
+    assert "--compare" in capsys.readouterr().err
+
+
 def test_scores_cover_the_unlabelled_networks_beside_an_evaluation(tmp_path):
     from gradsign_rs.cli import main
 

@@ -98,6 +98,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--splits", type=int, default=10, help="few-shot: seeded draws per training size (default 10)")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the intervals")
     parser.add_argument(
+        "--compare",
+        action="append",
+        default=[],
+        metavar="ENSEMBLE.json",
+        help="also evaluate the rule of this earlier report (a label-free one, say) on the same evaluation networks, "
+        "as the row 'rule <folder>'; repeatable",
+    )
+    parser.add_argument(
         "--scores",
         default=None,
         metavar="OUT.csv",
@@ -136,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
     if sizes and fixed:
         raise GradSignError("--train-size fits the rule on few networks; a --fixed or --rule rule fits nothing")
     unlabelled = args.truth is not None and args.truth.lower() == "none"
+    if args.compare and (sizes or unlabelled):
+        raise GradSignError("--compare adds rows to one evaluation: not with --train-size or --truth none")
+    compared = _compared(args.compare, available)
     if (args.scores or unlabelled) and not fixed:
         raise GradSignError("--scores and --truth none rank with a rule fixed in advance: give --fixed or --rule")
     if args.splits < 1:
@@ -176,9 +187,11 @@ def run(args: argparse.Namespace) -> int:
         p: trained.get(p) or (-1 if train.size and ens.spearman(values[p][train], target[train]) < 0 else 1)
         for p in candidates
     }
+    for name, (_, other) in compared.items():  # rules fixed elsewhere: oriented already, nothing fitted here
+        evaluation[name] = ens.ensemble({p: table[p].to_numpy(np.float64)[held_out] for p in other.proxies}, other)
     top = ens.top_one_percent(held_out.size)
     rows = {}
-    for column in ["ensemble", *candidates]:
+    for column in ["ensemble", *compared, *candidates]:
         oriented = evaluation[[column, args.target]].assign(**{column: orientation.get(column, 1) * evaluation[column]})
         rows[column] = assess(oriented, column, args.target, top=top, bootstrap=args.bootstrap, seed=args.seed)
     subsets = {}
@@ -200,6 +213,10 @@ def run(args: argparse.Namespace) -> int:
         "ensemble_by_subset": {name: {"networks": n, "spearman": rho} for name, (n, rho) in subsets.items()},
         "sources": [Path(p).name for p in args.results],
     }
+    if compared:
+        result["compared"] = {
+            name: {"source": path, "rule": other.to_json()} for name, (path, other) in compared.items()
+        }
     result.update(_provenance(args, scored, rule))
     return _emit(args, "ensemble", result, markdown(result, rows, subsets, top=top, notes=args.notes))
 
@@ -301,20 +318,41 @@ def _plain(value: object) -> object:
 
 def _read_rule(args: argparse.Namespace) -> EnsembleRule:
     """The rule of --rule's report, refused with the flag and file named when it is not one."""
-    from gradsign_rs.proxies import ensemble as ens
 
     if args.fixed:
         raise GradSignError("--fixed and --rule each give the whole rule; choose one")
     if args.aggregation != "fit":
         raise GradSignError(f"--rule {args.rule}: the rule carries its own aggregation; drop --aggregation")
-    path = Path(args.rule)
+    return _rule_file("--rule", args.rule)
+
+
+def _rule_file(flag: str, name: str) -> EnsembleRule:
+    """The rule of an earlier report's ensemble.json (or a bare rule), errors naming `flag` and the file."""
+    from gradsign_rs.proxies import ensemble as ens
+
+    path = Path(name)
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
-        raise GradSignError(f"--rule {path}: cannot read it ({exc.strerror or exc})") from None
+        raise GradSignError(f"{flag} {path}: cannot read it ({exc.strerror or exc})") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise GradSignError(f"--rule {path}: not JSON ({exc})") from None
-    return ens.EnsembleRule.from_json(data, f"--rule {path}")
+        raise GradSignError(f"{flag} {path}: not JSON ({exc})") from None
+    return ens.EnsembleRule.from_json(data, f"{flag} {path}")
+
+
+def _compared(paths: list[str], available: list[str]) -> dict[str, tuple[str, EnsembleRule]]:
+    """The --compare rules by row name: 'rule' and the report's folder, numbered where folders repeat."""
+    compared: dict[str, tuple[str, EnsembleRule]] = {}
+    for path in paths:
+        other = _rule_file("--compare", path)
+        missing = sorted(set(other.proxies) - set(available))
+        if missing:
+            raise GradSignError(f"--compare {path}: the rule needs proxies {missing}, not in the joined tables")
+        name = base = f"rule {Path(path).resolve().parent.name}"
+        while name in compared:
+            name = f"{base} ({sum(n.startswith(base) for n in compared) + 1})"
+        compared[name] = (path, other)
+    return compared
 
 
 def assess(frame: pd.DataFrame, score: str, target: str, *, top: int, bootstrap: int, seed: int) -> Evaluation:
