@@ -4,10 +4,13 @@ The tables are joined on `index` (`--on hash` for NAS-Bench-101; a GradSign tabl
 `gradsign`), then with the truth.
 A seeded `--train-fraction` of the joined networks fits the rule (`gradsign_rs.proxies.ensemble.fit`); every
 statistic reported is computed on the other networks only, for the ensemble and for each single proxy alike.
-`--fixed` evaluates a rule fixed without labels on every network; `--rule` one written by an earlier report (fitted
-on another space or dataset, transferred with its orientation and weights). `--train-size N1,N2,...` (few-shot) fits
-the rule on `--splits` seeded draws of N networks from the training split (and once on the whole split, for
-reference) and evaluates each fit on the same held-out networks: few_shot.md and few_shot.json.
+`--fixed` evaluates a rule fixed without labels on every network (`--orientation consensus`: each proxy's sign chosen
+by agreement with the others, no label read); `--rule` one written by an earlier report (fitted on another space or
+dataset, transferred with its orientation and weights). `--compare` adds other reports' rules as rows evaluated on the
+same networks. `--scores` writes a fixed rule's value and rank for every network of the tables, and `--truth none`
+skips the evaluation: a ranking for a space with no labels. `--train-size N1,N2,...` (few-shot) fits the rule on
+`--splits` seeded draws of N networks from the training split (and once on the whole split, for reference) and
+evaluates each fit on the same held-out networks: few_shot.md and few_shot.json.
 """
 
 from __future__ import annotations
@@ -269,8 +272,11 @@ def _write_scores(path: Path, scored: pd.DataFrame, rule: EnsembleRule, on: str)
     if not path.parent.is_dir():
         raise GradSignError(f"--scores {path}: folder {path.parent} does not exist")
     temporary = path.with_name(path.name + ".tmp")
-    _ranked(scored, rule).rename_axis(on).to_csv(temporary)
-    os.replace(temporary, path)
+    try:
+        _ranked(scored, rule).rename_axis(on).to_csv(temporary)
+        os.replace(temporary, path)
+    except OSError as exc:
+        raise GradSignError(f"--scores {path}: cannot write it ({exc.strerror or exc})") from None
 
 
 def _ranking(args: argparse.Namespace, scored: pd.DataFrame, rule: EnsembleRule) -> tuple[dict, str]:
@@ -318,7 +324,6 @@ def _plain(value: object) -> object:
 
 def _read_rule(args: argparse.Namespace) -> EnsembleRule:
     """The rule of --rule's report, refused with the flag and file named when it is not one."""
-
     if args.fixed:
         raise GradSignError("--fixed and --rule each give the whole rule; choose one")
     if args.aggregation != "fit":
@@ -349,8 +354,9 @@ def _compared(paths: list[str], available: list[str]) -> dict[str, tuple[str, En
         if missing:
             raise GradSignError(f"--compare {path}: the rule needs proxies {missing}, not in the joined tables")
         name = base = f"rule {Path(path).resolve().parent.name}"
+        number = 2
         while name in compared:
-            name = f"{base} ({sum(n.startswith(base) for n in compared) + 1})"
+            name, number = f"{base} ({number})", number + 1
         compared[name] = (path, other)
     return compared
 
