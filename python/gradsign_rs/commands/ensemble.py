@@ -158,10 +158,11 @@ def run(args: argparse.Namespace) -> int:
     label_free = _label_free_rule(args, scored, fixed, transferred) if fixed else None
     if args.scores or unlabelled:
         assert label_free is not None  # both were refused above without --fixed or --rule
+        ranked = _ranked(scored, label_free)
         if args.scores:
-            _write_scores(Path(args.scores), scored, label_free, args.on)
+            _write_scores(Path(args.scores), ranked, args.on)
         if unlabelled:
-            return _emit(args, "ranking", *_ranking(args, scored, label_free))
+            return _emit(args, "ranking", *_ranking(args, scored, ranked, label_free))
     truth = read_table(
         args.truth or data_root() / "nb201" / "nb201_cifar10.csv",
         on=args.on,
@@ -265,7 +266,7 @@ def _ranked(scored: pd.DataFrame, rule: EnsembleRule) -> pd.DataFrame:
     return frame.sort_values(["rank", "ensemble"], kind="stable")
 
 
-def _write_scores(path: Path, scored: pd.DataFrame, rule: EnsembleRule, on: str) -> None:
+def _write_scores(path: Path, ranked: pd.DataFrame, on: str) -> None:
     """--scores: the ranking as CSV, written whole beside its final name first, so a kill leaves no half file."""
     if path.is_dir():
         raise GradSignError(f"--scores {path}: is a folder; name a CSV file")
@@ -273,15 +274,17 @@ def _write_scores(path: Path, scored: pd.DataFrame, rule: EnsembleRule, on: str)
         raise GradSignError(f"--scores {path}: folder {path.parent} does not exist")
     temporary = path.with_name(path.name + ".tmp")
     try:
-        _ranked(scored, rule).rename_axis(on).to_csv(temporary)
+        ranked.rename_axis(on).to_csv(temporary)
         os.replace(temporary, path)
     except OSError as exc:
         raise GradSignError(f"--scores {path}: cannot write it ({exc.strerror or exc})") from None
 
 
-def _ranking(args: argparse.Namespace, scored: pd.DataFrame, rule: EnsembleRule) -> tuple[dict, str]:
-    """--truth none: the rule and its best networks, no statistic (there is nothing to compare with)."""
-    ranked = _ranked(scored, rule)
+def _ranking(
+    args: argparse.Namespace, scored: pd.DataFrame, ranked: pd.DataFrame, rule: EnsembleRule
+) -> tuple[dict, str]:
+    """--truth none: the rule and its best networks (`ranked`, from `_ranked`), no statistic (there is nothing to
+    compare with)."""
     best = ranked.head(RANKING_SHOWN)
     result = {
         "rule": rule.to_json(),
