@@ -5,15 +5,13 @@ differently (`gradsign_rs._ort.cpu_kernels`), so a row reproduces bit for bit (G
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import gradsign_rs
 import pandas as pd
 import pytest
-from conftest import CIFAR10_TRAIN
+from conftest import CIFAR10_TRAIN, assert_reproduces
 from gradsign_rs import proxies
-from gradsign_rs._ort import cpu_kernels
 from gradsign_rs.spaces import nb101_onnx
 
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "nb101"
@@ -25,8 +23,6 @@ PEER_PROXIES = ("synflow", "live_params", "params", "flops", "nwot", "jacob_cov"
 # adds its stretch here, under the family `cpu_kernels()` names on its machine.
 GRADSIGN_WRITTEN_ON = {"avx2": slice(0, 1472), "avx512": slice(1472, 1750)}
 PEER_WRITTEN_ON = "avx2"
-# Across families: GradSign moved by at most 1.4e-4 relative on 9 re-scored rows, the proxies by 1e-5.
-ACROSS_FAMILIES = {"gradsign": 1e-3, "proxies": 1e-4}
 
 
 def _needs(table: Path):
@@ -54,10 +50,7 @@ def test_committed_gradsign_rows_reproduce(family):
     x, y = gradsign_rs.load_images(CIFAR10_TRAIN, n=128)
     result = gradsign_rs.score(_model(row["arch"]), x, y, num_threads=1)
     assert result.n_weights == int(row["n_weights"]), row["arch"]
-    if cpu_kernels() == family:
-        assert result.value == int(row["score"]), row["arch"]
-    else:
-        assert math.isclose(result.value, int(row["score"]), rel_tol=ACROSS_FAMILIES["gradsign"]), row["arch"]
+    assert_reproduces(result.value, row["score"], written_on=family, quantity="gradsign", what=row["arch"])
 
 
 @_needs(PEER)
@@ -65,8 +58,5 @@ def test_committed_proxy_rows_reproduce():
     row = _smallest(pd.read_csv(PEER, dtype=str), "params")
     x, y = gradsign_rs.load_images(CIFAR10_TRAIN, n=128)
     values = proxies.compute(PEER_PROXIES, _model(row["arch"]), x, y, batch_size=64)
-    if cpu_kernels() == PEER_WRITTEN_ON:
-        assert {name: f"{value:.10g}" for name, value in values.items()} == {p: row[p] for p in PEER_PROXIES}
-    else:
-        for name in PEER_PROXIES:
-            assert math.isclose(values[name], float(row[name]), rel_tol=ACROSS_FAMILIES["proxies"]), name
+    for name in PEER_PROXIES:
+        assert_reproduces(values[name], row[name], written_on=PEER_WRITTEN_ON, quantity="proxies", what=name)
