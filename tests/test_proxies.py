@@ -676,6 +676,20 @@ def _ensemble_tables(tmp_path, n=300, seed=0):
     return [str(tmp_path / f) for f in ("gs.csv", "px.csv")], str(tmp_path / "truth.csv")
 
 
+def _joined(tables, truth=None):
+    """The tables of `_ensemble_tables` joined by plain pandas, independently of the command: GradSign's score as
+    `gradsign`, every proxy column, the accuracy when `truth` is given, sorted by network."""
+    joined = (
+        pd.read_csv(tables[0])
+        .set_index("index")[["score"]]
+        .rename(columns={"score": "gradsign"})
+        .join(pd.read_csv(tables[1]).set_index("index")[["nwot", "noise"]])
+    )
+    if truth is not None:
+        joined = joined.join(pd.read_csv(truth).set_index("index"))
+    return joined.sort_index()
+
+
 def test_ensemble_command_joins_fits_on_train_and_reports_held_out(tmp_path, capsys):
     import json
 
@@ -699,7 +713,6 @@ def test_ensemble_command_joins_fits_on_train_and_reports_held_out(tmp_path, cap
 def test_fixed_ensemble_fits_nothing_and_is_the_label_free_rule_on_every_network(tmp_path):
     import json
 
-    import pandas as pd
     from gradsign_rs.cli import main
     from gradsign_rs.proxies import ensemble as ens
 
@@ -730,14 +743,8 @@ def test_fixed_ensemble_fits_nothing_and_is_the_label_free_rule_on_every_network
         "weights": [1.0, 1.0],
         "aggregation": "log",
     }
-    joined = (
-        pd.read_csv(tables[0])
-        .set_index("index")[["score"]]
-        .rename(columns={"score": "gradsign"})
-        .join(pd.read_csv(tables[1]).set_index("index")[["noise"]])
-        .sort_index()
-    )
-    truth_values = pd.read_csv(truth).set_index("index").loc[joined.index, "c10valid_test_200ep"].to_numpy()
+    joined = _joined(tables, truth)
+    truth_values = joined["c10valid_test_200ep"].to_numpy()
     want = ens.spearman(
         ens.ensemble(
             {p: joined[p].to_numpy(float) for p in ("gradsign", "noise")},
@@ -797,8 +804,8 @@ def test_fixed_rule_with_consensus_orientation_reads_no_label(tmp_path):
     assert "oriented by consensus" in (tmp_path / "consensus" / "ensemble.md").read_text()
     # The report shows what the orientation read: the proxies' pairwise Spearman (here against scipy's).
     pairwise = result["pairwise_spearman"]
-    joined = pd.read_csv(tables[0]).set_index("index")[["score"]].join(pd.read_csv(tables[1]).set_index("index"))
-    want = stats.spearmanr(joined["score"], joined["nwot"]).statistic
+    joined = _joined(tables)
+    want = stats.spearmanr(joined["gradsign"], joined["nwot"]).statistic
     assert pairwise["gradsign"]["nwot"] == pairwise["nwot"]["gradsign"] == pytest.approx(want, abs=1e-12)
     assert pairwise["noise"]["noise"] == 1.0 and want < -0.5
     # The truth is not read for the orientation: shuffled accuracies give the same rule.
@@ -837,11 +844,7 @@ def test_a_label_free_rule_ranks_networks_that_have_no_label(tmp_path):
     assert list(ranking.columns) == ["index", "arch", "ensemble", "rank"] and len(ranking) == 300
     # Independently of the command: the rule's value on every network, best first, the undefined one last.
     result = json.loads((report / "ranking.json").read_text())
-    joined = (
-        gradsign.set_index("index")[["score"]]
-        .rename(columns={"score": "gradsign"})
-        .join(proxies.set_index("index")[["nwot"]])
-    )
+    joined = _joined(tables)
     rule = ens.EnsembleRule(("gradsign", "nwot"), tuple(result["rule"]["signs"]), None, "log")
     want = pd.Series(ens.ensemble({p: joined[p].to_numpy(float) for p in rule.proxies}, rule), index=joined.index)
     assert result["rule"]["signs"] == [1, -1]  # nwot is built against accuracy, so against gradsign
@@ -871,12 +874,11 @@ def test_compare_evaluates_other_rules_on_the_same_held_out_networks(tmp_path):
     row = result["evaluation"]["rule label_free"]
     assert row["n"] == result["networks"]["evaluation"] == 240
     # Independently: the label-free rule's own ensemble over exactly the held-out networks of the fit.
-    joined = pd.read_csv(tables[0]).set_index("index")[["score"]].join(pd.read_csv(tables[1]).set_index("index"))
-    joined = joined.join(pd.read_csv(truth).set_index("index")).sort_index()
+    joined = _joined(tables, truth)
     _, held_out = ens.split(len(joined), 0.2, 0)
     stored = json.loads((label_free / "ensemble.json").read_text())["rule"]
     rule = ens.EnsembleRule(("gradsign", "nwot"), tuple(stored["signs"]), None, "log")
-    values = {"gradsign": joined["score"].to_numpy(float)[held_out], "nwot": joined["nwot"].to_numpy(float)[held_out]}
+    values = {p: joined[p].to_numpy(float)[held_out] for p in ("gradsign", "nwot")}
     want = stats.spearmanr(ens.ensemble(values, rule), joined["c10valid_test_200ep"].to_numpy()[held_out]).statistic
     assert row["spearman"] == pytest.approx(want, abs=1e-12)
     assert result["evaluation"]["rule other"]["spearman"] == row["spearman"]
@@ -939,14 +941,8 @@ def test_rule_of_a_report_transfers_unchanged_with_its_orientation_and_weights(t
     assert moved["rule"] == fitted and moved["networks"] == {"train": 0, "evaluation": 300}
     assert moved["rule_source"] == str(tmp_path / "fitted" / "ensemble.json")
     # Independent of the command: the rule's own ensemble of every network, against the truth.
-    joined = (
-        pd.read_csv(tables[0])
-        .set_index("index")[["score"]]
-        .rename(columns={"score": "gradsign"})
-        .join(pd.read_csv(tables[1]).set_index("index")[["nwot", "noise"]])
-        .sort_index()
-    )
-    target = pd.read_csv(truth).set_index("index").loc[joined.index, "c10valid_test_200ep"].to_numpy()
+    joined = _joined(tables, truth)
+    target = joined["c10valid_test_200ep"].to_numpy()
     rule = ens.EnsembleRule(
         tuple(fitted["proxies"]), tuple(fitted["signs"]), tuple(fitted["weights"]), fitted["aggregation"]
     )
