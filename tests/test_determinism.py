@@ -36,19 +36,19 @@ def test_sample_order_does_not_matter(residual_model, cifar_batch):
 
 
 @pytest.mark.parametrize(
-    "machine, flags, family",
+    "machine, vendor, family",
     [
-        ("x86_64", "fpu sse2 avx avx2 fma avx512f avx512bw", "avx512"),
-        ("x86_64", "fpu sse2 avx avx2 fma", "avx2"),
-        ("x86_64", "fpu sse2 avx", "x86_64"),
-        ("aarch64", "fp asimd", "aarch64"),
+        ("x86_64", "AuthenticAMD", "amd"),
+        ("x86_64", "GenuineIntel", "intel"),
+        ("x86_64", "HygonGenuine", "x86_64"),
+        ("aarch64", "", "aarch64"),
     ],
 )
-def test_cpu_kernel_family_is_read_from_the_cpu_flags(monkeypatch, tmp_path, machine, flags, family):
+def test_cpu_kernel_family_is_read_from_the_cpu_vendor(monkeypatch, tmp_path, machine, vendor, family):
     from gradsign_rs import _ort
 
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    cpuinfo.write_text(f"processor\t: 0\nvendor_id\t: {vendor}\nflags\t\t: fpu sse2 avx avx2 fma avx512f\n")
     monkeypatch.setattr(_ort.platform, "machine", lambda: machine)
     monkeypatch.setattr(_ort, "Path", lambda _: cpuinfo)
     assert _ort.cpu_kernels() == family
