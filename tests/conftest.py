@@ -11,7 +11,7 @@ DATA = Path(os.environ.get("GRADSIGN_DATA", Path(__file__).resolve().parents[2] 
 CIFAR10_TRAIN = DATA / "images" / "cifar10_train4000.npz"
 # A committed row reproduces bit for bit on the CPU family that wrote it, and within these relative tolerances on
 # another (measured between "amd" and "intel": GradSign 3e-6 to 6.4e-4, the proxies 1e-5).
-ACROSS_KERNEL_FAMILIES = {"gradsign": 1e-3, "proxies": 1e-4}
+ACROSS_KERNEL_FAMILIES = {"gradsign": 2e-3, "proxies": 1e-4}  # about 3x the largest measured
 
 
 def assert_reproduces(value: float, written: str, *, written_on: str, quantity: str, what: str) -> None:
